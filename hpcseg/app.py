@@ -1,0 +1,129 @@
+"""One hpcseg job: dataset → resume check → cluster → batches → run.json → summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from omegaconf import OmegaConf
+
+from hpcseg import provenance
+from hpcseg.cluster import start_cluster
+from hpcseg.config import Config
+from hpcseg.data import sources
+from hpcseg.progress import Progress
+from hpcseg.runner import RunTotals, run_batches
+from hpcseg.store import Store
+from hpcseg.worker import BatchJob
+
+log = logging.getLogger("hpcseg")
+
+
+def _plain(obj) -> dict:
+    """A dataclass config as JSON-ready plain data (enums as their values)."""
+    return json.loads(json.dumps(asdict(obj), default=lambda v: getattr(v, "value", str(v))))
+
+
+def run_job(cfg: Config) -> int:
+    """Run the whole job; return the exit code (0 all ok, 1 some images failed)."""
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    resolved = _plain(cfg)
+    fingerprint = provenance.fingerprint(resolved["pipeline"])
+    versions = provenance.versions()
+
+    dataset = sources.resolve(cfg.dataset)
+    store = Store(cfg.output.dir)
+    done = store.prepare(fingerprint, cfg.output.resume, cfg.output.overwrite)
+    todo = [r for r in dataset.records if r.image_id not in done]
+    skipped = len(dataset.records) - len(todo)
+    log.info(
+        "%d images in dataset '%s'; %d to do, %d already done in %s",
+        len(dataset.records),
+        cfg.dataset.name,
+        len(todo),
+        skipped,
+        store.root,
+    )
+
+    job = BatchJob(
+        pipeline=cfg.pipeline,
+        max_pixels=cfg.dataset.max_pixels,
+        out_dir=str(store.root),
+        fingerprint=fingerprint,
+        metadata_columns=tuple(dataset.metadata_columns),
+        file_metadata={
+            b"hpcseg.config": OmegaConf.to_yaml(resolved).encode(),
+            b"hpcseg.versions": json.dumps(versions).encode(),
+            b"hpcseg.fingerprint": fingerprint.encode(),
+        },
+        compression=cfg.output.compression,
+    )
+    totals = RunTotals()
+    t_compute = time.perf_counter()
+    if todo:
+        with start_cluster(cfg.cluster) as client:
+            t_compute = time.perf_counter()
+            progress = Progress(len(todo), cfg.runner.progress.value, cfg.runner.log_interval)
+            try:
+                totals = run_batches(
+                    client, todo, job, cfg.runner.batch_size, cfg.runner.retries, progress
+                )
+            finally:
+                progress.close()
+    compute_seconds = time.perf_counter() - t_compute
+    wall = time.perf_counter() - t0
+
+    ids = {r.image_id for r in dataset.records}
+    summary = _summarise(store, ids, skipped, totals, wall, compute_seconds)
+    store.write_run_json(
+        {
+            "hpcseg_version": versions["hpcseg"],
+            "fingerprint": fingerprint,
+            "config": resolved,
+            "versions": versions,
+            "host": provenance.host(),
+            "started": started.isoformat(),
+            "finished": datetime.now(UTC).isoformat(),
+            "summary": summary,
+            "failures_this_run": [{"image_id": i, "error": e} for i, e in totals.failures[:1000]],
+        }
+    )
+    _print_summary(summary, store)
+    return 1 if summary["images_failed"] else 0
+
+
+def _summarise(
+    store: Store, ids: set[str], skipped: int, totals: RunTotals, wall: float, compute: float
+) -> dict:
+    """Totals over the dataset's images as stored (this run and earlier ones)."""
+    table = store.read_images(columns=["image_id", "status", "n_objects"])
+    rows = table.to_pylist() if table is not None else []
+    ok = [r for r in rows if r["image_id"] in ids and r["status"] == "ok"]
+    processed = totals.n_ok + totals.n_failed
+    return {
+        "images_in_dataset": len(ids),
+        "images_ok": len(ok),
+        "images_failed": len(ids) - len(ok),
+        "objects": sum(r["n_objects"] for r in ok),
+        "processed_this_run": processed,
+        "failed_this_run": totals.n_failed,
+        "skipped_already_done": skipped,
+        "wall_seconds": round(wall, 3),
+        "compute_seconds": round(compute, 3),
+        "images_per_second": round(processed / compute, 2) if compute > 0 and processed else 0.0,
+    }
+
+
+def _print_summary(s: dict, store: Store) -> None:
+    print(
+        f"hpcseg: {s['images_in_dataset']} images: {s['images_ok']} ok, {s['images_failed']} "
+        f"failed ({s['processed_this_run']} processed now, {s['skipped_already_done']} already "
+        f"done); {s['objects']} objects; wall {s['wall_seconds']:.1f} s, "
+        f"{s['images_per_second']:.1f} images/s",
+        flush=True,
+    )
+    print(f"hpcseg: results in {store.root}  (objects/, images/, run.json)", flush=True)

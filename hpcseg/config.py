@@ -1,0 +1,249 @@
+"""Configuration schemas: the one place where types, defaults, ranges and docs live.
+
+The YAML files under ``conf/`` only pick a schema and set preset values; Hydra merges them into
+these dataclasses, so an unknown key or a wrong type is rejected while composing. Numeric ranges
+are declared here as field metadata and checked by :func:`validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from hpcseg.errors import UserError
+
+
+def param(default: Any, doc: str, *, ge: float | None = None, le: float | None = None) -> Any:
+    """A config field with a one-line doc and an optional inclusive range [ge, le]."""
+    meta = {"doc": doc, "ge": ge, "le": le}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------------- dataset
+@dataclass
+class DatasetConfig:
+    """What every dataset has."""
+
+    name: str = param(MISSING, "Dataset kind (the config group option).")
+    max_pixels: int = param(
+        2**28, "Images with more pixels than this fail (decompression-bomb cap).", ge=1
+    )
+
+
+@dataclass
+class SyntheticDatasetConfig(DatasetConfig):
+    """BBBC039-like frames with ground truth, generated once into a cache folder."""
+
+    name: str = "synthetic"
+    n_images: int = param(16, "Number of frames.", ge=1, le=1_000_000)
+    seed: int = param(0, "Seed; frame i depends only on (seed, i).", ge=0)
+    height: int = param(520, "Frame height in pixels.", ge=64, le=8192)
+    width: int = param(696, "Frame width in pixels.", ge=64, le=8192)
+    cache_dir: str | None = param(
+        None, "Where frames are generated; default $HPCSEG_CACHE_DIR or ~/.cache/hpcseg."
+    )
+
+
+@dataclass
+class TiffGlobDatasetConfig(DatasetConfig):
+    """A glob of TIFF files, optional ground-truth masks matched by file name."""
+
+    name: str = "tiff_glob"
+    path: str = param(MISSING, "Glob of input TIFFs, e.g. '/data/*.tif' (** allowed).")
+    masks: str | None = param(None, "Glob of instance masks, matched to images by file name.")
+    metadata_regex: str | None = param(
+        None, "Regex with named groups applied to each file name; groups become columns."
+    )
+
+
+# ---------------------------------------------------------------------------------- pipeline
+class SmoothMethod(StrEnum):
+    none = "none"
+    gaussian = "gaussian"
+
+
+class ThresholdMethod(StrEnum):
+    otsu = "otsu"
+    li = "li"
+    local_gaussian = "local_gaussian"
+
+
+class Opening(StrEnum):
+    none = "none"
+    cross = "cross"
+    disk = "disk"
+
+
+class SplitMethod(StrEnum):
+    none = "none"
+    watershed = "watershed"
+
+
+@dataclass
+class SmoothConfig:
+    method: SmoothMethod = param(SmoothMethod.gaussian, "Denoising filter.")
+    sigma: float = param(1.0, "Gaussian sigma in pixels (frame plane).", ge=0.0, le=100.0)
+    keep_dtype: bool = param(False, "Keep the input dtype (the blog's behaviour) or use float32.")
+
+
+@dataclass
+class ThresholdConfig:
+    method: ThresholdMethod = param(ThresholdMethod.otsu, "Foreground/background decision.")
+    block_size: int | None = param(
+        None, "local_gaussian: block size in pixels (odd); null = the whole frame (the blog).", ge=3
+    )
+    offset: float = param(0.0, "local_gaussian: subtracted from the local threshold.")
+    correction: float = param(1.0, "otsu/li: the global threshold is multiplied by this.", ge=0.0)
+
+
+@dataclass
+class CleanConfig:
+    opening: Opening = param(Opening.none, "Binary opening of the mask before labelling.")
+    opening_radius: int = param(1, "Radius of the disk opening (pixels).", ge=1, le=50)
+    fill_holes: bool = param(True, "Fill holes inside objects.")
+    min_area: int = param(30, "Remove objects smaller than this many pixels.", ge=0)
+
+
+@dataclass
+class SplitConfig:
+    method: SplitMethod = param(SplitMethod.watershed, "How touching nuclei are split.")
+    min_distance: int = param(
+        5, "watershed: minimum distance in pixels between nucleus centres (seeds).", ge=1, le=500
+    )
+    smoothing: float = param(1.0, "watershed: Gaussian sigma applied to the distance map.", ge=0.0)
+
+
+@dataclass
+class LabelConfig:
+    connectivity: int = param(1, "1 = edge neighbours (the cross), 2 = also diagonals.", ge=1, le=2)
+
+
+@dataclass
+class PipelineConfig:
+    """smooth → threshold → clean → split → label → measure; defaults are the `nuclei` preset."""
+
+    name: str = param("nuclei", "Preset name (recorded in the outputs).")
+    require_integer_input: bool = param(True, "Fail images whose pixels are not integers.")
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+
+
+# ----------------------------------------------------------------------------------- cluster
+@dataclass
+class ClusterConfig:
+    name: str = param(MISSING, "Cluster kind (the config group option).")
+
+
+@dataclass
+class LocalClusterConfig(ClusterConfig):
+    """A `distributed.LocalCluster` of worker processes on this machine."""
+
+    name: str = "local"
+    n_workers: int | None = param(None, "Worker processes; null = one per CPU core.", ge=1)
+    threads_per_worker: int = param(1, "Threads per worker process.", ge=1)
+    memory_limit: str = param("auto", "Per-worker memory limit ('auto', '4GiB', ...).")
+    dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
+
+
+# -------------------------------------------------------------------------- runner, output
+class ProgressMode(StrEnum):
+    auto = "auto"
+    bar = "bar"
+    log = "log"
+    none = "none"
+
+
+@dataclass
+class RunnerConfig:
+    batch_size: int = param(8, "Images per task; each batch writes one Parquet part.", ge=1)
+    retries: int = param(2, "Times a batch is retried when its worker dies.", ge=0, le=20)
+    progress: ProgressMode = param(
+        ProgressMode.auto, "auto = live bar on a terminal, log lines otherwise."
+    )
+    log_interval: float = param(10.0, "Seconds between progress log lines.", ge=0.1)
+
+
+@dataclass
+class OutputConfig:
+    dir: str = param("hpcseg-output/${pipeline.name}", "Output folder (Parquet dataset).")
+    resume: bool = param(True, "Skip images already done by the same pipeline in `dir`.")
+    overwrite: bool = param(False, "Delete earlier results in `dir` first.")
+    compression: str = param("zstd", "Parquet compression codec.")
+
+
+@dataclass
+class Config:
+    dataset: Any = MISSING
+    cluster: Any = MISSING
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "dataset": {"synthetic": SyntheticDatasetConfig, "tiff_glob": TiffGlobDatasetConfig},
+    "cluster": {"local": LocalClusterConfig},
+}
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore (conf/*.yaml extend them)."""
+    cs = ConfigStore.instance()
+    cs.store(name="hpcseg_schema", node=Config)
+    for group, options in SCHEMAS.items():
+        for name, schema in options.items():
+            cs.store(group=f"schema/{group}", name=name, node=schema)
+
+
+# -------------------------------------------------------------------------------- validation
+def _check_ranges(obj: Any, prefix: str) -> None:
+    if not dataclasses.is_dataclass(obj):
+        return
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(value):
+            _check_ranges(value, key)
+            continue
+        ge, le = f.metadata.get("ge"), f.metadata.get("le")
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if ge is not None and value < ge:
+            raise UserError(f"{key}={value} is out of range: must be >= {ge} ({f.metadata['doc']})")
+        if le is not None and value > le:
+            raise UserError(f"{key}={value} is out of range: must be <= {le} ({f.metadata['doc']})")
+
+
+def validate(cfg: DictConfig) -> Config:
+    """Check a composed config (ranges and cross-field rules); return it as dataclasses."""
+    for key in ("dataset", "cluster"):
+        if OmegaConf.is_missing(cfg, key):
+            raise UserError(f"no {key} selected: add {key}=<option> (see `hpcseg --help`)")
+    try:
+        obj: Config = OmegaConf.to_object(cfg)  # resolves interpolations, fills dataclasses
+    except Exception as exc:  # a MISSING value or a bad interpolation
+        raise UserError(describe_config_error(exc)) from None
+    _check_ranges(obj, "")
+    th = obj.pipeline.threshold
+    if th.block_size is not None and th.block_size % 2 == 0:
+        raise UserError(
+            f"pipeline.threshold.block_size={th.block_size} must be odd (or null for the frame)"
+        )
+    return obj
+
+
+def describe_config_error(exc: BaseException) -> str:
+    """One line naming the key and the fix, from a Hydra/OmegaConf exception chain."""
+    from hpcseg.config_errors import one_line
+
+    return one_line(exc)

@@ -1,0 +1,53 @@
+"""What produced a result: versions, host, the pipeline fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import sys
+from importlib import metadata
+
+import hpcseg
+
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "dask",
+    "distributed",
+    "dask-image",
+    "tifffile",
+    "pyarrow",
+    "hydra-core",
+    "omegaconf",
+)
+
+
+def versions() -> dict[str, str]:
+    out = {"hpcseg": hpcseg.__version__, "python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def fingerprint(pipeline: dict) -> str:
+    """Hash of the resolved pipeline config and the hpcseg version (16 hex digits)."""
+    blob = json.dumps({"pipeline": pipeline, "hpcseg": hpcseg.__version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def host() -> dict[str, str | int | None]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "argv": " ".join(sys.argv),
+    }

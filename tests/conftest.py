@@ -1,0 +1,54 @@
+"""Shared fixtures: a private synthetic cache, config loading, a Dask cluster, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from distributed import Client, LocalCluster
+
+from hpcseg.cli import load_config
+from hpcseg.config import register_configs
+
+register_configs()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def synthetic_cache(tmp_path_factory) -> Path:
+    """All tests (and their subprocesses) generate synthetic frames into one private cache."""
+    cache = tmp_path_factory.mktemp("hpcseg-cache")
+    os.environ["HPCSEG_CACHE_DIR"] = str(cache)
+    return cache
+
+
+@pytest.fixture
+def make_config():
+    """``make_config("pipeline=blog2021", ...)`` → validated Config dataclasses."""
+    return lambda *overrides: load_config(list(overrides))
+
+
+@pytest.fixture(scope="session")
+def client():
+    """One 2-worker local cluster for the tests that call the runner directly."""
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run the installed `hpcseg` entry point as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "hpcseg", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )

@@ -1,0 +1,129 @@
+"""The `hpcseg` command end to end, as a user runs it: real subprocesses, a real SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from hpcseg.store import Store
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+def table_rows(out: Path, table: str) -> list[tuple]:
+    store = Store(out)
+    t = store.read_objects() if table == "objects" else store.read_images()
+    keep = [c for c in t.column_names if not c.startswith("seconds") and c != "hostname"]
+    return sorted(tuple(r.values()) for r in t.select(keep).to_pylist())
+
+
+def test_default_job_prints_summary_and_writes_dataset(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("dataset.n_images=6", f"output.dir={out}", "cluster.n_workers=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 images: 6 ok, 0 failed" in proc.stdout and f"results in {out}" in proc.stdout
+    assert "images/s" in proc.stdout
+    assert "progress: 6/6 images (100%)" in proc.stdout + proc.stderr  # log lines off a terminal
+    run = json.loads((out / "run.json").read_text())
+    assert run["summary"]["objects"] == len(Store(out).read_objects()) > 300
+
+
+def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_rows(tmp_path):
+    n = 40
+    args = [
+        f"dataset.n_images={n}",
+        "runner.batch_size=1",
+        "cluster.n_workers=2",
+        "dataset.height=260",
+        "dataset.width=348",
+    ]
+    reference = run_cli(*args, f"output.dir={tmp_path / 'once'}", cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpcseg", *args, f"output.dir={killed}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(list((killed / "images").glob("part-*.parquet"))) < 3:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver, the scheduler and every worker
+    proc.wait()
+    parts_at_kill = len(list((killed / "images").glob("part-*.parquet")))
+    assert 3 <= parts_at_kill < n, "the kill did not land mid-way"
+    assert not (killed / "run.json").exists()
+
+    resumed = run_cli(*args, f"output.dir={killed}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{n} images: {n} ok" in resumed.stdout
+    assert "already done" in resumed.stdout
+    assert table_rows(killed, "objects") == table_rows(tmp_path / "once", "objects")
+    assert table_rows(killed, "images") == table_rows(tmp_path / "once", "images")
+    assert not list(killed.rglob("*.tmp"))
+
+
+def test_wheel_ships_conf_and_runs_from_any_directory(tmp_path):
+    """Build the real wheel, run it without the source tree on the path, from another cwd."""
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("hpcseg-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for conf in (
+        "config.yaml",
+        "dataset/synthetic.yaml",
+        "dataset/tiff_glob.yaml",
+        "pipeline/blog2021.yaml",
+        "pipeline/nuclei.yaml",
+        "cluster/local.yaml",
+    ):
+        assert f"hpcseg/conf/{conf}" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "PYTHONSAFEPATH": "1"}
+    code = (
+        "import sys, hpcseg; print(hpcseg.__file__); from hpcseg.cli import main; "
+        "sys.argv = ['hpcseg', 'pipeline=blog2021', '--cfg', 'job']; main()"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0].startswith(str(site))
+    assert "name: blog2021" in shown.stdout

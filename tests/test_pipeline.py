@@ -1,0 +1,103 @@
+"""Stage functions on hand-made arrays, and the measurements against scikit-image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from skimage.draw import disk
+from skimage.measure import regionprops_table
+
+from hpcseg.data.synthetic import synthetic_frame
+from hpcseg.pipeline import clean, label
+from hpcseg.pipeline.measure import measure
+from hpcseg.pipeline.run import segment
+from hpcseg.pipeline.split import watershed_split
+
+
+def two_touching_nuclei() -> np.ndarray:
+    image = np.full((80, 100), 100, np.uint16)
+    for centre in ((40, 36), (40, 63)):  # radius 15, centres 27 apart: they overlap
+        rr, cc = disk(centre, 15)
+        image[rr, cc] = 1000
+    return image
+
+
+def test_watershed_splits_two_touching_discs():
+    mask = two_touching_nuclei() > 500
+    labels = watershed_split(mask, min_distance=5, smoothing=1.0)
+    assert labels.max() == 2
+    assert np.array_equal(labels > 0, mask)
+    assert labels[40, 30] != labels[40, 70]
+
+
+def test_nuclei_pipeline_splits_where_blog_merges(make_config):
+    image = two_touching_nuclei()
+    nuclei = segment(image, make_config().pipeline)
+    blog = segment(image, make_config("pipeline=blog2021").pipeline)
+    assert nuclei.labels.max() == 2
+    assert blog.labels.max() == 1
+    assert set(nuclei.seconds) == {"smooth", "threshold", "clean", "split", "label", "measure"}
+    assert nuclei.threshold is not None and 100 < nuclei.threshold < 1000
+
+
+def test_nuclei_pipeline_finds_most_synthetic_nuclei(make_config):
+    image, truth = synthetic_frame(0, 2)
+    seg = segment(image, make_config().pipeline)
+    n_true = len(np.unique(truth)) - 1
+    assert 0.8 * n_true <= seg.labels.max() <= 1.2 * n_true
+
+
+def test_fill_holes_and_remove_small():
+    mask = np.zeros((20, 20), bool)
+    mask[2:9, 2:9] = True
+    mask[5, 5] = False  # a hole
+    mask[15, 15] = True  # a one-pixel speck
+    filled = clean.fill_holes(mask)
+    assert filled[5, 5] and filled.sum() == 49 + 1
+    kept = clean.remove_small(filled, min_area=2)
+    assert not kept[15, 15] and kept.sum() == 49
+
+
+def test_raster_order_relabels_by_first_pixel():
+    labels = np.array([[0, 7, 7], [3, 0, 0], [3, 0, 9]])
+    assert label.raster_order(labels).tolist() == [[0, 1, 1], [2, 0, 0], [2, 0, 3]]
+
+
+def test_empty_image_gives_no_objects(make_config):
+    image = np.full((50, 60), 10, np.uint16)
+    for preset in ((), ("pipeline=blog2021",)):
+        seg = segment(image, make_config(*preset).pipeline)
+        assert seg.labels.max() == 0 and len(seg.objects["label"]) == 0
+
+
+PROPS = ("label", "area", "mean_intensity", "centroid", "bbox")
+
+
+def assert_matches_regionprops(labels: np.ndarray, intensity: np.ndarray) -> None:
+    ours = measure(labels, intensity)
+    theirs = regionprops_table(labels, intensity_image=intensity, properties=PROPS)
+    assert set(theirs) == set(ours)
+    for name, values in theirs.items():
+        np.testing.assert_allclose(ours[name], values, rtol=1e-12, err_msg=name)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    labels=arrays(
+        np.int32, st.tuples(st.integers(1, 24), st.integers(1, 24)), elements=st.integers(0, 6)
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_measure_agrees_with_regionprops(labels, seed):
+    intensity = np.random.default_rng(seed).integers(0, 60000, labels.shape).astype(np.uint16)
+    assert_matches_regionprops(labels, intensity)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_measure_on_a_real_segmentation(make_config, index):
+    image, _ = synthetic_frame(2, index)
+    seg = segment(image, make_config().pipeline)
+    assert_matches_regionprops(seg.labels, image)
