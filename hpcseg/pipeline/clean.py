@@ -27,8 +27,20 @@ def opening_footprint(kind: str, radius: int, ndim: int = 2) -> np.ndarray | Non
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill background regions not connected to the image border."""
-    return ndi.binary_fill_holes(mask)
+    """Fill background regions not connected to the image border (edge-connected background).
+
+    Same result as ``scipy.ndimage.binary_fill_holes`` (tested), by one labelling of the
+    background instead of iterated dilations: several times faster on whole frames.
+    """
+    background, n = ndi.label(~mask)
+    if n == 0:
+        return mask.copy()
+    border = np.zeros(n + 1, bool)
+    for axis in range(mask.ndim):
+        border[np.take(background, 0, axis=axis)] = True
+        border[np.take(background, -1, axis=axis)] = True
+    border[0] = True  # label 0 is the mask itself
+    return mask | ~border[background]
 
 
 def remove_small(mask: np.ndarray, min_area: int, connectivity: int = 1) -> np.ndarray:

@@ -13,10 +13,10 @@ def watershed_split(
 ) -> np.ndarray:
     """Label ``mask`` with touching objects separated.
 
-    One seed per local maximum of the (lightly smoothed) Euclidean distance transform at least
-    ``min_distance`` pixels apart within its connected component; the watershed of the negated
-    distance from those seeds, restricted to the mask, gives the objects. Components without a
-    seed keep their own label.
+    Seeds are the local maxima of the (lightly smoothed) Euclidean distance transform, at least
+    ``min_distance`` pixels apart. A connected component with one seed (or none) stays one
+    object; a component with several is split by the watershed of the negated distance from
+    its seeds, computed on its bounding box only, so the cost follows the number of clumps.
     """
     structure = ndi.generate_binary_structure(mask.ndim, connectivity)
     components, n = ndi.label(mask, structure=structure)
@@ -25,16 +25,20 @@ def watershed_split(
     distance = ndi.distance_transform_edt(mask).astype(np.float32)
     if smoothing > 0:
         distance = ndi.gaussian_filter(distance, smoothing)
-    peaks = peak_local_max(
-        distance, min_distance=min_distance, labels=components, exclude_border=False
-    )
-    markers = np.zeros(mask.shape, np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    # components that got no seed (flat or tiny) seed themselves
-    seeded = np.zeros(n + 1, bool)
-    seeded[components[tuple(peaks.T)]] = True
-    unseeded = ~seeded[components] & mask
-    if unseeded.any():
-        extra, _ = ndi.label(unseeded, structure=structure)
-        markers[extra > 0] = extra[extra > 0] + len(peaks)
-    return watershed(-distance, markers, mask=mask, connectivity=connectivity)
+        distance[~mask] = 0
+    peaks = peak_local_max(distance, min_distance=min_distance, exclude_border=False)
+    peaks = peaks[mask[tuple(peaks.T)]]
+    seeds_per_component = np.bincount(components[tuple(peaks.T)], minlength=n + 1)
+    labels = components.astype(np.int32)
+    next_label = n + 1
+    for index, box in enumerate(ndi.find_objects(components), start=1):
+        if box is None or seeds_per_component[index] < 2:
+            continue
+        own = components[box] == index
+        markers = np.zeros(own.shape, np.int32)
+        local = peaks[components[tuple(peaks.T)] == index] - [s.start for s in box]
+        markers[tuple(local.T)] = np.arange(next_label, next_label + len(local))
+        next_label += len(local)
+        split = watershed(-distance[box], markers, mask=own, connectivity=connectivity)
+        labels[box][own] = split[own]
+    return labels
