@@ -122,8 +122,8 @@ def _print_summary(s: dict, store: Store) -> None:
     print(
         f"hpcseg: {s['images_in_dataset']} images: {s['images_ok']} ok, {s['images_failed']} "
         f"failed ({s['processed_this_run']} processed now, {s['skipped_already_done']} already "
-        f"done); {s['objects']} objects; wall {s['wall_seconds']:.1f} s, "
-        f"{s['images_per_second']:.1f} images/s",
+        f"done); {s['objects']} objects; wall {s['wall_seconds']:.1f} s "
+        f"({s['compute_seconds']:.1f} s on the cluster, {s['images_per_second']:.1f} images/s)",
         flush=True,
     )
     print(f"hpcseg: results in {store.root}  (objects/, images/, run.json)", flush=True)

@@ -12,19 +12,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, stored_rows
 
 from hpcseg.store import Store
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-
-
-def table_rows(out: Path, table: str) -> list[tuple]:
-    store = Store(out)
-    t = store.read_objects() if table == "objects" else store.read_images()
-    keep = [c for c in t.column_names if not c.startswith("seconds") and c != "hostname"]
-    return sorted(tuple(r.values()) for r in t.select(keep).to_pylist())
 
 
 def test_default_job_prints_summary_and_writes_dataset(tmp_path):
@@ -73,8 +66,8 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_rows(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"{n} images: {n} ok" in resumed.stdout
     assert "already done" in resumed.stdout
-    assert table_rows(killed, "objects") == table_rows(tmp_path / "once", "objects")
-    assert table_rows(killed, "images") == table_rows(tmp_path / "once", "images")
+    assert stored_rows(killed, "objects") == stored_rows(tmp_path / "once", "objects")
+    assert stored_rows(killed, "images") == stored_rows(tmp_path / "once", "images")
     assert not list(killed.rglob("*.tmp"))
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import tifffile
+from conftest import stored_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,12 +19,6 @@ from hpcseg.store import Store
 from hpcseg.worker import BatchJob, batch_key
 
 pytestmark = pytest.mark.slow
-
-
-def rows(store: Store, table: str) -> list[tuple]:
-    t = store.read_objects() if table == "objects" else store.read_images()
-    keep = [c for c in t.column_names if not c.startswith("seconds") and c != "hostname"]
-    return sorted(tuple(r.values()) for r in t.select(keep).to_pylist())
 
 
 def make_job(cfg, out, columns=()) -> BatchJob:
@@ -61,8 +56,8 @@ def test_results_do_not_depend_on_batch_size(client, records, tmp_path_factory, 
     totals, store = run_into(client, cfg, recs, tmp_path_factory.mktemp("b"), batch_size)
     reference, ref_store = run_into(client, cfg, recs, tmp_path_factory.mktemp("ref"), 10)
     assert totals.n_ok == 10 and totals.n_objects == reference.n_objects > 0
-    assert rows(store, "objects") == rows(ref_store, "objects")
-    assert rows(store, "images") == rows(ref_store, "images")
+    assert stored_rows(store.root, "objects") == stored_rows(ref_store.root, "objects")
+    assert stored_rows(store.root, "images") == stored_rows(ref_store.root, "images")
     assert len(list(store.images_dir.glob("part-*.parquet"))) == -(-10 // batch_size)
 
 
@@ -79,8 +74,8 @@ def test_resume_is_idempotent(client, records, tmp_path_factory, first, batch_si
     assert done == {recs[i].image_id for i in first}
     _, store = run_into(client, cfg, [r for r in recs if r.image_id not in done], out, batch_size)
     _, ref_store = run_into(client, cfg, recs, tmp_path_factory.mktemp("once"), 10)
-    assert rows(store, "objects") == rows(ref_store, "objects")
-    assert rows(store, "images") == rows(ref_store, "images")
+    assert stored_rows(store.root, "objects") == stored_rows(ref_store.root, "objects")
+    assert stored_rows(store.root, "images") == stored_rows(ref_store.root, "images")
 
 
 def test_orphan_objects_part_and_temporaries_are_cleaned(client, records, tmp_path):

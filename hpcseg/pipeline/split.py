@@ -17,6 +17,8 @@ def watershed_split(
     ``min_distance`` pixels apart. A connected component with one seed (or none) stays one
     object; a component with several is split by the watershed of the negated distance from
     its seeds, computed on its bounding box only, so the cost follows the number of clumps.
+    Labels are distinct but not consecutive; :func:`hpcseg.pipeline.label.raster_order`
+    numbers them.
     """
     structure = ndi.generate_binary_structure(mask.ndim, connectivity)
     components, n = ndi.label(mask, structure=structure)
