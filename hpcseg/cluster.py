@@ -26,6 +26,9 @@ def default_workers() -> int:
 @contextlib.contextmanager
 def start_cluster(cfg: ClusterConfig) -> Iterator[Client]:
     """A connected client for the configured cluster; everything is shut down on exit."""
+    # distributed sets its own loggers to INFO when imported; its start-up chatter is noise here
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if isinstance(cfg, LocalClusterConfig):
         n_workers = cfg.n_workers or default_workers()
         with (
