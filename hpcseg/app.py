@@ -16,6 +16,7 @@ from hpcseg.config import Config
 from hpcseg.data import sources
 from hpcseg.progress import Progress
 from hpcseg.runner import RunTotals, run_batches
+from hpcseg.runner_mode import is_service_rank, serve_rank
 from hpcseg.store import Store
 from hpcseg.worker import BatchJob
 
@@ -34,6 +35,10 @@ def run_job(cfg: Config) -> int:
     resolved = _plain(cfg)
     fingerprint = provenance.fingerprint(resolved["pipeline"])
     versions = provenance.versions()
+
+    if is_service_rank(cfg.cluster):  # slurm_runner: scheduler and worker ranks only serve
+        serve_rank(cfg.cluster, cfg.output.dir)
+        return 0
 
     dataset = sources.resolve(cfg.dataset)
     store = Store(cfg.output.dir)
@@ -65,7 +70,7 @@ def run_job(cfg: Config) -> int:
     totals = RunTotals()
     t_compute = time.perf_counter()
     if todo:
-        with start_cluster(cfg.cluster) as client:
+        with start_cluster(cfg.cluster, store.root) as client:
             t_compute = time.perf_counter()
             progress = Progress(len(todo), cfg.runner.progress.value, cfg.runner.log_interval)
             try:

@@ -155,6 +155,70 @@ class LocalClusterConfig(ClusterConfig):
     dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
 
 
+@dataclass
+class JobQueueClusterConfig(ClusterConfig):
+    """Workers as batch jobs through dask-jobqueue; the driver runs where you start hpcseg."""
+
+    queue: str | None = param(None, "Partition (SLURM -p) or queue (PBS -q); null = default.")
+    account: str | None = param(None, "Account/project charged for the jobs (-A).")
+    cores: int = param(1, "CPU cores per job.", ge=1)
+    processes: int = param(1, "Dask worker processes per job (cores are split among them).", ge=1)
+    memory: str = param("2GiB", "Memory per job ('4GiB', '500MB', ...).")
+    walltime: str = param("01:00:00", "Wall-time limit per job (HH:MM:SS).")
+    jobs: int = param(2, "Jobs to run when adapt=false.", ge=1)
+    adapt: bool = param(False, "Scale adaptively between min_jobs and max_jobs.")
+    min_jobs: int = param(1, "adapt: fewest jobs.", ge=0)
+    max_jobs: int = param(10, "adapt: most jobs.", ge=1)
+    job_name: str = param("hpcseg-worker", "Job name shown by squeue/qstat.")
+    job_directives: list[str] = param([], "Extra scheduler directives, e.g. ['--qos=long'].")
+    prologue: list[str] = param([], "Shell lines run before the worker, e.g. ['module load x'].")
+    interface: str | None = param(None, "Network interface for scheduler and workers (ib0, lo).")
+    local_directory: str | None = param(None, "Node-local scratch for worker spill files.")
+    log_directory: str | None = param(None, "Worker job logs; null = <output.dir>/logs/workers.")
+    worker_lifetime: str | None = param(
+        None, "Retire workers after this long ('55m') so jobs end before walltime; null = never."
+    )
+    lifetime_stagger: str = param(
+        "5m", "Random spread of worker_lifetime, so jobs do not end together."
+    )
+    tls: bool = param(True, "Encrypt and authenticate scheduler-worker traffic (temporary certs).")
+    dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
+    worker_timeout: float = param(
+        300.0, "Seconds to wait for the first worker before failing.", ge=1
+    )
+    python: str | None = param(None, "Worker Python command; null = this Python.")
+
+
+@dataclass
+class SlurmClusterConfig(JobQueueClusterConfig):
+    name: str = "slurm"
+
+
+@dataclass
+class PBSClusterConfig(JobQueueClusterConfig):
+    name: str = "pbs"
+    resource_spec: str | None = param(
+        None, "PBS -l resource line; null = select=1:ncpus=<cores>:mem=<memory>."
+    )
+
+
+@dataclass
+class SlurmRunnerConfig(ClusterConfig):
+    """All inside one sbatch allocation: rank 0 scheduler, rank 1 the driver, the rest workers."""
+
+    name: str = "slurm_runner"
+    shared_dir: str | None = param(
+        None,
+        "Shared folder for the scheduler file and TLS certificates; null = <output.dir>/.runner.",
+    )
+    tls: bool = param(True, "Encrypt and authenticate scheduler-worker traffic (temporary certs).")
+    interface: str | None = param(None, "Network interface for scheduler and workers.")
+    dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
+    worker_timeout: float = param(
+        300.0, "Seconds to wait for the first worker before failing.", ge=1
+    )
+
+
 # -------------------------------------------------------------------------- runner, output
 class ProgressMode(StrEnum):
     auto = "auto"
@@ -192,7 +256,12 @@ class Config:
 
 SCHEMAS: dict[str, dict[str, type]] = {
     "dataset": {"synthetic": SyntheticDatasetConfig, "tiff_glob": TiffGlobDatasetConfig},
-    "cluster": {"local": LocalClusterConfig},
+    "cluster": {
+        "local": LocalClusterConfig,
+        "slurm": SlurmClusterConfig,
+        "pbs": PBSClusterConfig,
+        "slurm_runner": SlurmRunnerConfig,
+    },
 }
 
 

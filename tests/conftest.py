@@ -40,13 +40,14 @@ def client():
         yield c
 
 
-def stored_rows(out: Path | str, table: str) -> list[tuple]:
+def stored_rows(out: Path | str, table: str, ignore: tuple[str, ...] = ()) -> list[tuple]:
     """The rows of one output table, sorted, without run-dependent columns (timings, host)."""
     from hpcseg.store import Store
 
     store = Store(out)
     t = store.read_objects() if table == "objects" else store.read_images()
-    keep = [c for c in t.column_names if not c.startswith("seconds") and c != "hostname"]
+    drop = {"hostname", *ignore}
+    keep = [c for c in t.column_names if not c.startswith("seconds") and c not in drop]
     return sorted(tuple(r.values()) for r in t.select(keep).to_pylist())
 
 
