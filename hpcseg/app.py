@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 from omegaconf import OmegaConf
 
-from hpcseg import provenance
+from hpcseg import container, provenance
 from hpcseg.cluster import start_cluster
-from hpcseg.config import Config
+from hpcseg.config import ApptainerConfig, Config
 from hpcseg.data import sources
 from hpcseg.progress import Progress
 from hpcseg.runner import RunTotals, run_batches
@@ -43,6 +43,7 @@ def run_job(cfg: Config) -> int:
     dataset = sources.resolve(cfg.dataset)
     store = Store(cfg.output.dir)
     done = store.prepare(fingerprint, cfg.output.resume, cfg.output.overwrite)
+    launcher, image = _container(cfg, store.root)
     todo = [r for r in dataset.records if r.image_id not in done]
     skipped = len(dataset.records) - len(todo)
     log.info(
@@ -64,13 +65,14 @@ def run_job(cfg: Config) -> int:
             b"hpcseg.config": OmegaConf.to_yaml(resolved).encode(),
             b"hpcseg.versions": json.dumps(versions).encode(),
             b"hpcseg.fingerprint": fingerprint.encode(),
+            b"hpcseg.container": json.dumps(image).encode(),
         },
         compression=cfg.output.compression,
     )
     totals = RunTotals()
     t_compute = time.perf_counter()
     if todo:
-        with start_cluster(cfg.cluster, store.root) as client:
+        with start_cluster(cfg.cluster, store.root, launcher) as client:
             t_compute = time.perf_counter()
             progress = Progress(len(todo), cfg.runner.progress.value, cfg.runner.log_interval)
             try:
@@ -91,6 +93,7 @@ def run_job(cfg: Config) -> int:
             "config": resolved,
             "versions": versions,
             "host": provenance.host(),
+            "container": image,
             "started": started.isoformat(),
             "finished": datetime.now(UTC).isoformat(),
             "summary": summary,
@@ -99,6 +102,17 @@ def run_job(cfg: Config) -> int:
     )
     _print_summary(summary, store)
     return 1 if summary["images_failed"] else 0
+
+
+def _container(cfg: Config, output_dir) -> tuple[list[str] | None, dict | None]:
+    """The `apptainer exec ... IMAGE` prefix for workers (None: no container) and provenance."""
+    if not isinstance(cfg.container, ApptainerConfig):
+        return None, None
+    if container.inside_container():  # runner mode, already re-executed inside the image
+        return None, container.provenance_inside()
+    container.check(cfg.container)
+    binds = container.derived_binds(cfg, output_dir)
+    return container.exec_prefix(cfg.container, binds), container.provenance(cfg.container)
 
 
 def _summarise(

@@ -6,12 +6,15 @@ as one line on stderr before any cluster starts or any result is written), 130 i
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from hpcseg.config import Config, register_configs, validate
+from hpcseg import container
+from hpcseg.config import ApptainerConfig, Config, SlurmRunnerConfig, register_configs, validate
 from hpcseg.errors import UserError
 
 CONFIG_MODULE = "hpcseg.conf"
@@ -66,7 +69,22 @@ def load_config(overrides: list[str]) -> Config:
         GlobalHydra.instance().clear()
     obj = validate(cfg)
     check(obj.dataset)
+    if isinstance(obj.container, ApptainerConfig) and not container.inside_container():
+        container.check(obj.container)
     return obj
+
+
+def _reexec_in_container(cfg: Config, args: list[str]) -> None:
+    """Runner mode with a container: this rank continues as `hpcseg` inside the image."""
+    if not isinstance(cfg.container, ApptainerConfig) or container.inside_container():
+        return
+    if not isinstance(cfg.cluster, SlurmRunnerConfig):
+        return
+    out = Path(cfg.output.dir).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = container.runner_reexec(cfg.container, container.derived_binds(cfg, out), args)
+    sys.stdout.flush()
+    os.execvp(cmd[0], cmd)
 
 
 @hydra.main(config_path="pkg://" + CONFIG_MODULE, config_name="config", version_base="1.3")
@@ -91,7 +109,8 @@ def main() -> None:
     args = sys.argv[1:]
     try:
         if not HYDRA_FLAGS.intersection(a.split("=")[0] for a in args):
-            load_config([a for a in args if not a.lstrip("+~").startswith("hydra")])
+            cfg = load_config([a for a in args if not a.lstrip("+~").startswith("hydra")])
+            _reexec_in_container(cfg, args)
         _hydra_task()
     except UserError as exc:
         _fail(str(exc))

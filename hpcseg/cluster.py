@@ -51,14 +51,22 @@ def quiet_dask_logs(level: int = logging.WARNING) -> None:
 
 
 @contextlib.contextmanager
-def start_cluster(cfg: ClusterConfig, output_dir: Path) -> Iterator[Client]:
-    """A connected client for the configured cluster; everything is shut down on exit."""
+def start_cluster(
+    cfg: ClusterConfig, output_dir: Path, launcher: list[str] | None = None
+) -> Iterator[Client]:
+    """A connected client for the configured cluster; everything is shut down on exit.
+
+    ``launcher`` (e.g. ``apptainer exec ... IMAGE``) runs the workers' Python inside a container.
+    """
     quiet_dask_logs()
-    if isinstance(cfg, LocalClusterConfig):
+    if isinstance(cfg, LocalClusterConfig) and launcher:
+        with _local_launched(cfg, Path(output_dir), launcher) as client:
+            yield client
+    elif isinstance(cfg, LocalClusterConfig):
         with _local(cfg) as client:
             yield client
     elif isinstance(cfg, JobQueueClusterConfig):
-        with _jobqueue(cfg, Path(output_dir)) as client:
+        with _jobqueue(cfg, Path(output_dir), launcher) as client:
             yield client
     elif isinstance(cfg, SlurmRunnerConfig):
         from hpcseg.runner_mode import driver_client
@@ -91,6 +99,74 @@ def _local(cfg: LocalClusterConfig) -> Iterator[Client]:
         yield client
 
 
+@contextlib.contextmanager
+def _local_launched(
+    cfg: LocalClusterConfig, output_dir: Path, launcher: list[str]
+) -> Iterator[Client]:
+    """A local scheduler and worker processes started through ``launcher`` (a container)."""
+    n_workers = cfg.n_workers or default_workers()
+    log_dir = output_dir / "logs" / "workers"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        LocalCluster(
+            n_workers=0, processes=True, dashboard_address=cfg.dashboard_address
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        procs = []
+        for i in range(n_workers):
+            cmd = [
+                *launcher,
+                "python",
+                "-m",
+                "distributed.cli.dask_worker",
+                cluster.scheduler_address,
+                "--name",
+                f"container-{i}",
+                "--nthreads",
+                str(cfg.threads_per_worker),
+                "--memory-limit",
+                cfg.memory_limit,
+            ]
+            with open(log_dir / f"container-{i}.log", "ab") as out:
+                procs.append(
+                    subprocess.Popen(
+                        cmd,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
+        try:
+            wait_for_workers(client, 300, [], lambda: _exited(procs, log_dir))
+            log.info(
+                "local cluster: %d workers in %s; dashboard %s",
+                n_workers,
+                launcher[-1],
+                client.dashboard_link,
+            )
+            yield client
+        finally:
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, 15)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, 9)
+
+
+def _exited(procs: list[subprocess.Popen], log_dir: Path) -> str:
+    dead = [(i, p.poll()) for i, p in enumerate(procs) if p.poll() is not None]
+    if not dead:
+        return ""
+    i, code = dead[0]
+    tail = (log_dir / f"container-{i}.log").read_text(errors="replace").strip().splitlines()[-3:]
+    return f" (worker {i} exited with code {code}: {' | '.join(tail)})"
+
+
 # ------------------------------------------------------------------------------ jobqueue
 class SubmissionErrors(list):
     """Errors of job submissions (dask-jobqueue only logs them), shared by one cluster's jobs."""
@@ -112,7 +188,9 @@ def _recording(job_cls: type, errors: SubmissionErrors) -> type:
     return RecordingJob
 
 
-def jobqueue_cluster(cfg: JobQueueClusterConfig, output_dir: Path, errors=None):
+def jobqueue_cluster(
+    cfg: JobQueueClusterConfig, output_dir: Path, errors=None, launcher: list[str] | None = None
+):
     """The dask-jobqueue cluster object for ``cfg`` (no job is submitted until it is scaled)."""
     from dask_jobqueue import PBSCluster, SLURMCluster
 
@@ -146,7 +224,12 @@ def jobqueue_cluster(cfg: JobQueueClusterConfig, output_dir: Path, errors=None):
         shared_temp_directory=str(log_dir),
         job_cls=_recording(cls.job_cls, errors if errors is not None else SubmissionErrors()),
     )
-    if cfg.python:
+    if launcher:
+        from hpcseg.container import job_prologue, worker_python
+
+        kwargs["python"] = worker_python(launcher)
+        kwargs["job_script_prologue"] = [*kwargs["job_script_prologue"], *job_prologue()]
+    elif cfg.python:
         kwargs["python"] = cfg.python
     if isinstance(cfg, PBSClusterConfig):
         mem_mb = -(-parse_bytes(cfg.memory) // 2**20)
@@ -155,10 +238,12 @@ def jobqueue_cluster(cfg: JobQueueClusterConfig, output_dir: Path, errors=None):
 
 
 @contextlib.contextmanager
-def _jobqueue(cfg: JobQueueClusterConfig, output_dir: Path) -> Iterator[Client]:
+def _jobqueue(
+    cfg: JobQueueClusterConfig, output_dir: Path, launcher: list[str] | None
+) -> Iterator[Client]:
     errors = SubmissionErrors()
     try:
-        cluster = jobqueue_cluster(cfg, output_dir, errors)
+        cluster = jobqueue_cluster(cfg, output_dir, errors, launcher)
     except Exception as exc:  # bad memory/walltime strings and the like
         raise UserError(f"cluster={cfg.name}: {exc}") from None
     with cluster, Client(cluster) as client:

@@ -219,6 +219,28 @@ class SlurmRunnerConfig(ClusterConfig):
     )
 
 
+# --------------------------------------------------------------------------------- container
+@dataclass
+class ContainerConfig:
+    name: str = param("none", "Container kind (the config group option).")
+
+
+@dataclass
+class ApptainerConfig(ContainerConfig):
+    """Workers (or, in runner mode, every rank) run inside an Apptainer image."""
+
+    name: str = "apptainer"
+    image: str = param(MISSING, "Path of the .sif image (containers/build.sh builds one).")
+    binds: list[str] = param(
+        [], "Extra binds 'src[:dst[:ro]]'; dataset, masks, output and cache folders are added."
+    )
+    env: dict[str, str] = param({}, "Environment variables set inside the container.")
+    cleanenv: bool = param(True, "Start from a clean environment (--cleanenv).")
+    nv: bool = param(False, "Expose NVIDIA GPUs (--nv); for GPU nodes.")
+    flags: list[str] = param([], "Extra `apptainer exec` flags, e.g. ['--contain'].")
+    executable: str = param("apptainer", "The apptainer (or singularity) command.")
+
+
 # -------------------------------------------------------------------------- runner, output
 class ProgressMode(StrEnum):
     auto = "auto"
@@ -249,6 +271,7 @@ class OutputConfig:
 class Config:
     dataset: Any = MISSING
     cluster: Any = MISSING
+    container: Any = MISSING
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -262,6 +285,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "pbs": PBSClusterConfig,
         "slurm_runner": SlurmRunnerConfig,
     },
+    "container": {"none": ContainerConfig, "apptainer": ApptainerConfig},
 }
 
 
@@ -295,7 +319,7 @@ def _check_ranges(obj: Any, prefix: str) -> None:
 
 def validate(cfg: DictConfig) -> Config:
     """Check a composed config (ranges and cross-field rules); return it as dataclasses."""
-    for key in ("dataset", "cluster"):
+    for key in ("dataset", "cluster", "container"):
         if OmegaConf.is_missing(cfg, key):
             raise UserError(f"no {key} selected: add {key}=<option> (see `hpcseg --help`)")
     try:

@@ -59,6 +59,7 @@ def images_schema(metadata_columns: list[str] | tuple[str, ...]) -> pa.Schema:
         pa.field("fingerprint", pa.string()),
         pa.field("hostname", pa.string()),
         pa.field("slurm_job_id", pa.string()),
+        pa.field("container", pa.string()),
     ]
     return pa.schema(fields)
 

@@ -53,7 +53,11 @@ def process_batch(records: list[ImageRecord], job: BatchJob) -> BatchSummary:
     summary = BatchSummary(key=batch_key(records))
     object_cols: dict[str, list] = {f.name: [] for f in objects_schema(job.metadata_columns)}
     image_rows: list[dict] = []
-    where = {"hostname": socket.gethostname(), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+    where = {
+        "hostname": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "container": os.environ.get("APPTAINER_CONTAINER"),
+    }
     for record in records:
         row, objects = _process_one(record, job)
         row.update(where)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Build an hpcseg Apptainer image from this source tree, reusing a cached one when nothing that
+# goes into it changed.
+#
+#   containers/build.sh [debootstrap|docker|gpu] [OUT.sif]     (default: debootstrap)
+#
+# debootstrap needs only Debian's package mirror (taken from /etc/apt) and PyPI; docker and gpu
+# need a container registry. The image is cached as $HPCSEG_IMAGE_CACHE/hpcseg-<kind>-<key>.sif
+# (default /var/cache/hpcseg/images), <key> = hash of the def file, the pinned constraints and the
+# package sources; OUT.sif, if given, is a copy. Prints the image path on the last line.
+set -euo pipefail
+kind=${1:-debootstrap}
+out=${2:-}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+case "$kind" in
+    debootstrap) def=$repo/containers/hpcseg-debootstrap.def ;;
+    docker) def=$repo/containers/hpcseg.def ;;
+    gpu) def=$repo/containers/hpcseg-gpu.def ;;
+    *) echo "usage: $0 [debootstrap|docker|gpu] [OUT.sif]" >&2; exit 2 ;;
+esac
+cache=${HPCSEG_IMAGE_CACHE:-/var/cache/hpcseg/images}
+mkdir -p "$cache"
+key=$( { cat "$def" "$repo/containers/constraints.txt"
+         cd "$repo" && find pyproject.toml README.md hpcseg conf -type f -not -name '*.pyc' \
+             -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -c1-16)
+image=$cache/hpcseg-$kind-$key.sif
+if [ ! -s "$image" ]; then
+    command -v apptainer >/dev/null || { echo "apptainer not found: run containers/install-apptainer.sh" >&2; exit 1; }
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    python3 -m pip wheel --quiet --no-deps -w "$work/wheel" "$repo" >&2
+    wheel=$(ls "$work"/wheel/hpcseg-*.whl)
+    version=$(basename "$wheel" | cut -d- -f2)
+    args=(--build-arg "WHEEL=$wheel" --build-arg "CONSTRAINTS=$repo/containers/constraints.txt"
+          --build-arg "VERSION=$version")
+    if [ "$kind" = debootstrap ]; then
+        mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+        [ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+        args+=(--build-arg "MIRROR=$mirror" --build-arg "CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt")
+    fi
+    start=$SECONDS
+    APPTAINER_USERNS=1 apptainer build --force "${args[@]}" "$work/image.sif" "$def" >&2
+    mv "$work/image.sif" "$image"
+    echo "built $image in $((SECONDS - start)) s ($(du -h "$image" | cut -f1))" >&2
+fi
+if [ -n "$out" ]; then cp "$image" "$out"; image=$(cd "$(dirname "$out")" && pwd)/$(basename "$out"); fi
+echo "$image"
