@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import run_cli, stored_rows
+
 from hpcseg import container
 from hpcseg.cluster import jobqueue_cluster
 from hpcseg.config import ApptainerConfig
