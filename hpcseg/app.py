@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 
 from omegaconf import OmegaConf
 
-from hpcseg import container, provenance
+from hpcseg import container, evaluate, provenance
 from hpcseg.cluster import start_cluster
 from hpcseg.config import ApptainerConfig, Config
 from hpcseg.data import sources
 from hpcseg.progress import Progress
 from hpcseg.runner import RunTotals, run_batches
 from hpcseg.runner_mode import is_service_rank, serve_rank
-from hpcseg.store import Store
+from hpcseg.store import SCORE_COUNT_COLUMNS, Store
 from hpcseg.worker import BatchJob
 
 log = logging.getLogger("hpcseg")
@@ -68,6 +68,7 @@ def run_job(cfg: Config) -> int:
             b"hpcseg.container": json.dumps(image).encode(),
         },
         compression=cfg.output.compression,
+        save_labels=cfg.output.save_labels,
     )
     totals = RunTotals()
     t_compute = time.perf_counter()
@@ -119,11 +120,13 @@ def _summarise(
     store: Store, ids: set[str], skipped: int, totals: RunTotals, wall: float, compute: float
 ) -> dict:
     """Totals over the dataset's images as stored (this run and earlier ones)."""
-    table = store.read_images(columns=["image_id", "status", "n_objects"])
+    columns = ["image_id", "status", "n_objects", *SCORE_COUNT_COLUMNS]
+    table = store.read_images(columns=columns)
     rows = table.to_pylist() if table is not None else []
     ok = [r for r in rows if r["image_id"] in ids and r["status"] == "ok"]
     processed = totals.n_ok + totals.n_failed
     return {
+        "accuracy": evaluate.pooled(ok),
         "images_in_dataset": len(ids),
         "images_ok": len(ok),
         "images_failed": len(ids) - len(ok),
@@ -145,4 +148,13 @@ def _print_summary(s: dict, store: Store) -> None:
         f"({s['compute_seconds']:.1f} s on the cluster, {s['images_per_second']:.1f} images/s)",
         flush=True,
     )
+    acc = s["accuracy"]
+    if acc:
+        print(
+            f"hpcseg: accuracy over {acc['images_scored']} images with ground truth: "
+            f"F1@0.5 {acc['f1_50']:.3f}, F1@0.7 {acc['f1_70']:.3f}, F1@0.9 {acc['f1_90']:.3f}, "
+            f"mean F1 {acc['f1_avg']:.3f}; {acc['merges']} merges, {acc['splits']} splits "
+            f"({acc['n_pred']} objects found, {acc['n_true']} true)",
+            flush=True,
+        )
     print(f"hpcseg: results in {store.root}  (objects/, images/, run.json)", flush=True)

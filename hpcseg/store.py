@@ -24,7 +24,11 @@ import pyarrow.parquet as pq
 from hpcseg.atomic import atomic_path, remove_stale_temporaries
 from hpcseg.errors import UserError
 
-STAGE_COLUMNS = ("read", "smooth", "threshold", "clean", "split", "label", "measure")
+STAGE_COLUMNS = ("read", "smooth", "threshold", "clean", "split", "label", "measure", "score")
+# ground-truth scores (hpcseg.evaluate), null for images without a mask
+SCORE_COUNT_COLUMNS = ("n_true", "n_pred", *(f"tp_{round(50 + 5 * i)}" for i in range(9)),
+                       "merges", "splits")  # fmt: skip
+SCORE_VALUE_COLUMNS = ("f1_50", "f1_70", "f1_90", "f1_avg", "mean_iou")
 
 
 def objects_schema(metadata_columns: list[str] | tuple[str, ...], ndim: int = 2) -> pa.Schema:
@@ -53,6 +57,8 @@ def images_schema(metadata_columns: list[str] | tuple[str, ...]) -> pa.Schema:
         pa.field("dtype", pa.string()),
         pa.field("threshold", pa.float64()),
     ]
+    fields += [pa.field(name, pa.int64()) for name in SCORE_COUNT_COLUMNS]
+    fields += [pa.field(name, pa.float64()) for name in SCORE_VALUE_COLUMNS]
     fields += [pa.field(f"seconds_{s}", pa.float64()) for s in STAGE_COLUMNS]
     fields += [
         pa.field("seconds_total", pa.float64()),
@@ -83,7 +89,7 @@ class Store:
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"output.dir={self.root} exists and is not a folder")
         if overwrite:
-            for sub in (self.objects_dir, self.images_dir):
+            for sub in (self.objects_dir, self.images_dir, self.root / "labels"):
                 shutil.rmtree(sub, ignore_errors=True)
             self.run_json.unlink(missing_ok=True)
         try:
@@ -91,8 +97,8 @@ class Store:
             self.images_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create output.dir={self.root} ({exc.strerror})") from None
-        remove_stale_temporaries(self.objects_dir)
-        remove_stale_temporaries(self.images_dir)
+        for folder in (self.objects_dir, self.images_dir, self.root / "labels"):
+            remove_stale_temporaries(folder)
         committed = {p.stem for p in self.images_dir.glob("part-*.parquet")}
         for part in self.objects_dir.glob("part-*.parquet"):
             if part.stem not in committed:  # its batch died before committing: redo it
@@ -135,6 +141,20 @@ def _read_parts(folder: Path, columns: list[str] | None) -> pa.Table | None:
 
 
 # ---------------------------------------------------------------------- worker side
+def write_labels(root: str | Path, image_id: str, labels) -> Path:
+    """``<root>/labels/<image_id>.tif``: uint16 when the labels fit, else uint32; atomic."""
+    import numpy as np
+    import tifffile
+
+    folder = Path(root) / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if labels.max(initial=0) < 2**16 else np.uint32
+    target = folder / f"{image_id}.tif"
+    with atomic_path(target) as tmp:
+        tifffile.imwrite(tmp, labels.astype(dtype), compression="zlib")
+    return target
+
+
 def write_batch(
     root: str | Path,
     key: str,

@@ -12,11 +12,12 @@ import numpy as np
 import pyarrow as pa
 
 from hpcseg.config import PipelineConfig
-from hpcseg.data.reader import read_image
+from hpcseg.data.reader import read_image, read_mask
 from hpcseg.data.sources import ImageRecord
 from hpcseg.errors import ImageError
+from hpcseg.evaluate import score
 from hpcseg.pipeline.run import segment
-from hpcseg.store import STAGE_COLUMNS, images_schema, objects_schema, write_batch
+from hpcseg.store import STAGE_COLUMNS, images_schema, objects_schema, write_batch, write_labels
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class BatchJob:
     metadata_columns: tuple[str, ...]
     file_metadata: dict[bytes, bytes]
     compression: str = "zstd"
+    save_labels: bool = False
 
 
 @dataclass
@@ -105,9 +107,18 @@ def _process_one(record: ImageRecord, job: BatchJob) -> tuple[dict, dict[str, np
     except Exception as exc:  # a bug or resource problem must not take the batch down
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}", n_objects=0)
         return row, {}
+    if job.save_labels:
+        write_labels(job.out_dir, record.image_id, result.labels)
     row["n_objects"] = len(result.objects["label"])
     row["threshold"] = result.threshold
-    for stage in STAGE_COLUMNS[1:]:
+    for stage in STAGE_COLUMNS[1:-1]:
         row[f"seconds_{stage}"] = result.seconds.get(stage)
+    if record.mask_path:
+        t_score = time.perf_counter()
+        try:
+            row.update(score(read_mask(record.mask_path, image.shape), result.labels))
+        except ImageError as exc:  # the segmentation stands; only its score is missing
+            row["error"] = f"not scored: {exc}"
+        row["seconds_score"] = time.perf_counter() - t_score
     row["seconds_total"] = time.perf_counter() - t0
     return row, result.objects

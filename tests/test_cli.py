@@ -29,6 +29,16 @@ def test_default_job_prints_summary_and_writes_dataset(tmp_path):
     assert "progress: 6/6 images (100%)" in proc.stdout + proc.stderr  # log lines off a terminal
     run = json.loads((out / "run.json").read_text())
     assert run["summary"]["objects"] == len(Store(out).read_objects()) > 300
+    # the synthetic set has ground truth: every image is scored, pooled scores are reported
+    accuracy = run["summary"]["accuracy"]
+    assert accuracy["images_scored"] == 6 and accuracy["n_pred"] == run["summary"]["objects"]
+    assert accuracy["f1_70"] > 0.8
+    assert (
+        f"accuracy over 6 images with ground truth: F1@0.5 {accuracy['f1_50']:.3f}" in proc.stdout
+    )
+    images = Store(out).read_images().to_pylist()
+    assert all(0 < r["f1_70"] <= 1 and r["n_true"] > 0 for r in images)
+    assert sum(r["tp_70"] for r in images) == accuracy["tp_70"]
 
 
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_rows(tmp_path):

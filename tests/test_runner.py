@@ -164,6 +164,26 @@ def test_parts_carry_config_and_versions(make_config, tmp_path):
     assert run["versions"]["hpcseg"] and run["host"]["hostname"]
 
 
+def test_save_labels_writes_one_tiff_per_image(make_config, tmp_path):
+    import tifffile
+
+    from hpcseg.pipeline.run import segment
+
+    out = tmp_path / "out"
+    cfg = make_config("dataset.n_images=3", "dataset.height=130", "dataset.width=170",
+                      f"output.dir={out}", "output.save_labels=true", "cluster.n_workers=1",
+                      "runner.progress=none")  # fmt: skip
+    assert run_job(cfg) == 0
+    records = sources.resolve(cfg.dataset).records
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [
+        f"{r.image_id}.tif" for r in records
+    ]
+    for record in records:
+        saved = tifffile.imread(out / "labels" / f"{record.image_id}.tif")
+        expected = segment(tifffile.imread(record.path), cfg.pipeline).labels
+        assert saved.dtype == np.uint16 and np.array_equal(saved, expected)
+
+
 def test_batch_key_is_stable():
     recs = [sources.ImageRecord(f"img{i}", f"/x/img{i}.tif") for i in range(3)]
     assert batch_key(recs) == batch_key(list(recs)) != batch_key(recs[:2])
