@@ -2,7 +2,8 @@
 
     python benchmarks/bench_accuracy.py [--seed 9001] [--images 60] [--workers 2]
 
-Runs `hpcseg pipeline=<p> dataset.seed=<seed>` for blog2021 and nuclei (whole commands) and prints
+Runs `hpcseg pipeline=<p> dataset.seed=<seed>` for blog2021, nuclei and nuclei_refined (whole
+commands) and prints
 `pipeline | F1@0.5 | F1@0.7 | F1@0.9 | mean F1 | merges | splits | images/s`, pooled over all
 images (TP, true and predicted objects summed before F1 is taken). Seed 9001 is used by no test
 and no tuning run.
@@ -27,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hpcseg-accuracy-"))
     rows = []
-    for pipeline in ("blog2021", "nuclei"):
+    for pipeline in ("blog2021", "nuclei", "nuclei_refined"):
         out = tmp / pipeline
         cmd = [sys.executable, "-m", "hpcseg", f"pipeline={pipeline}", f"dataset.seed={args.seed}",
                f"dataset.n_images={args.images}", f"cluster.n_workers={args.workers}",

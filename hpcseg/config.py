@@ -71,6 +71,7 @@ class SmoothMethod(StrEnum):
 
 class ThresholdMethod(StrEnum):
     otsu = "otsu"
+    log_otsu = "log_otsu"
     li = "li"
     local_gaussian = "local_gaussian"
 
@@ -95,12 +96,17 @@ class SmoothConfig:
 
 @dataclass
 class ThresholdConfig:
-    method: ThresholdMethod = param(ThresholdMethod.otsu, "Foreground/background decision.")
+    method: ThresholdMethod = param(
+        ThresholdMethod.otsu,
+        "otsu | log_otsu (Otsu on log intensity: keeps dim nuclei) | li | local_gaussian.",
+    )
     block_size: int | None = param(
         None, "local_gaussian: block size in pixels (odd); null = the whole frame (the blog).", ge=3
     )
     offset: float = param(0.0, "local_gaussian: subtracted from the local threshold.")
-    correction: float = param(1.0, "otsu/li: the global threshold is multiplied by this.", ge=0.0)
+    correction: float = param(
+        1.0, "otsu/log_otsu/li: the global threshold is multiplied by this.", ge=0.0
+    )
 
 
 @dataclass
@@ -115,9 +121,22 @@ class CleanConfig:
 class SplitConfig:
     method: SplitMethod = param(SplitMethod.watershed, "How touching nuclei are split.")
     min_distance: int = param(
-        5, "watershed: minimum distance in pixels between nucleus centres (seeds).", ge=1, le=500
+        4, "watershed: minimum distance in pixels between nucleus centres (seeds).", ge=1, le=500
     )
     smoothing: float = param(1.0, "watershed: Gaussian sigma applied to the distance map.", ge=0.0)
+
+
+@dataclass
+class RefineConfig:
+    enabled: bool = param(
+        False, "After a first split, cut each object at its own threshold, then split again."
+    )
+    fraction: float = param(
+        0.4,
+        "Object threshold = background + fraction x (object's 90th percentile - background).",
+        ge=0.0,
+        le=1.0,
+    )
 
 
 @dataclass
@@ -135,6 +154,7 @@ class PipelineConfig:
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
 
 

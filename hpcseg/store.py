@@ -24,7 +24,9 @@ import pyarrow.parquet as pq
 from hpcseg.atomic import atomic_path, remove_stale_temporaries
 from hpcseg.errors import UserError
 
-STAGE_COLUMNS = ("read", "smooth", "threshold", "clean", "split", "label", "measure", "score")
+STAGE_COLUMNS = (
+    "read", "smooth", "threshold", "clean", "split", "refine", "label", "measure", "score",
+)  # fmt: skip
 # ground-truth scores (hpcseg.evaluate), null for images without a mask
 SCORE_COUNT_COLUMNS = ("n_true", "n_pred", *(f"tp_{round(50 + 5 * i)}" for i in range(9)),
                        "merges", "splits")  # fmt: skip

@@ -18,6 +18,12 @@ def test_defaults_are_the_nuclei_pipeline_on_synthetic_data(make_config):
     assert cfg.output.dir == "hpcseg-output/nuclei"
 
 
+def test_nuclei_refined_preset(make_config):
+    p = make_config("pipeline=nuclei_refined").pipeline
+    assert p.name == "nuclei_refined" and p.threshold.method == "log_otsu"
+    assert p.refine.enabled and p.refine.fraction == 0.4 and p.split.method == "watershed"
+
+
 def test_blog2021_preset(make_config):
     p = make_config("pipeline=blog2021").pipeline
     assert p.smooth.method == SmoothMethod.gaussian and p.smooth.keep_dtype
@@ -88,7 +94,7 @@ def test_cli_help_and_cfg_job(tmp_path):
     helped = run_cli("--help", cwd=tmp_path)
     assert helped.returncode == 0
     assert (
-        "pipeline: blog2021, nuclei" in helped.stdout
+        "pipeline: blog2021, nuclei, nuclei_refined" in helped.stdout
         and "dataset: synthetic, tiff_glob" in helped.stdout
     )
     shown = run_cli("pipeline=blog2021", "--cfg", "job", cwd=tmp_path)

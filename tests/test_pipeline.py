@@ -40,7 +40,9 @@ def test_nuclei_pipeline_splits_where_blog_merges(make_config):
     blog = segment(image, make_config("pipeline=blog2021").pipeline)
     assert nuclei.labels.max() == 2
     assert blog.labels.max() == 1
-    assert set(nuclei.seconds) == {"smooth", "threshold", "clean", "split", "label", "measure"}
+    assert set(nuclei.seconds) == {
+        "smooth", "threshold", "clean", "split", "refine", "label", "measure",
+    }  # fmt: skip
     assert nuclei.threshold is not None and 100 < nuclei.threshold < 1000
 
 
@@ -49,6 +51,50 @@ def test_nuclei_pipeline_finds_most_synthetic_nuclei(make_config):
     seg = segment(image, make_config().pipeline)
     n_true = len(np.unique(truth)) - 1
     assert 0.8 * n_true <= seg.labels.max() <= 1.2 * n_true
+
+
+def test_dim_nucleus_next_to_a_bright_one_is_kept_separate(make_config):
+    from scipy import ndimage as ndi
+
+    image = np.full((80, 100), 100.0)
+    image[disk((40, 35), 12)] = 4000  # bright
+    image[disk((40, 60), 12)] = 600  # dim, touching it
+    image = ndi.gaussian_filter(image, 2.0).astype(np.uint16)
+    seg = segment(image, make_config("pipeline=nuclei_refined").pipeline)
+    assert seg.labels.max() == 2
+    assert seg.labels[40, 30] != seg.labels[40, 66] and seg.labels[40, 66] > 0
+    areas = sorted(seg.objects["area"].tolist())
+    assert all(abs(a - 441) < 0.25 * 441 for a in areas)  # a disk of radius 12 has 441 pixels
+
+
+def test_refine_cuts_each_object_at_its_own_height():
+    from hpcseg.pipeline.refine import refine_objects
+
+    intensity = np.zeros((60, 80))
+    labels = np.zeros((60, 80), np.int32)
+    for index, (centre, peak) in enumerate((((30, 20), 1000.0), ((30, 58), 100.0)), start=1):
+        rr, cc = disk(centre, 14)
+        labels[rr, cc] = index
+        inner = disk(centre, 8)
+        intensity[rr, cc] = 0.2 * peak  # a dim rim (halo) ...
+        intensity[inner] = peak  # ... around the nucleus itself
+    refined = refine_objects(intensity, labels, fraction=0.4)
+    for index, centre in ((1, (30, 20)), (2, (30, 58))):
+        inner = np.zeros_like(labels, bool)
+        inner[disk(centre, 8)] = True
+        assert np.array_equal(refined == index, inner)  # the same cut, 10x apart in brightness
+
+
+def test_log_otsu_threshold_is_in_intensity_units():
+    from hpcseg.pipeline.threshold import log_otsu, otsu
+
+    image = np.full((50, 50), 100.0)
+    image[5:15, 5:15] = 5000.0
+    image[25:45, 25:45] = 400.0  # a dim object
+    mask, value = log_otsu(image)
+    assert 100 <= value < 400 and mask[35, 35] and mask[10, 10] and not mask[0, 0]
+    assert np.array_equal(mask, image > value)
+    assert otsu(image, correction=2.0)[1] == 2.0 * otsu(image)[1]
 
 
 def test_fill_holes_and_remove_small():

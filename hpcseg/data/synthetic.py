@@ -1,9 +1,10 @@
 """BBBC039-like synthetic nuclei frames with instance ground truth.
 
 Frame ``i`` of seed ``s`` depends only on ``(s, i)``, so asking for more frames never changes the
-first ones. Each frame: 50-150 elliptic, textured nuclei (some touching), per-image background and
-brightness varying ~10x across the set, an illumination gradient, optical blur, Poisson shot
-noise and Gaussian read noise, as 16-bit counts.
+first ones. Each frame: 50-150 elliptic, textured nuclei (some touching, some in clumps of 3-5,
+dim ones next to bright ones), per-image background and brightness varying ~10x across the set,
+an illumination gradient and uneven background, optical blur, Poisson shot noise and Gaussian
+read noise, as 16-bit counts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hpcseg.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
@@ -33,12 +34,20 @@ def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
     n_target = int(rng.integers(50, 151))
     placed: list[tuple[float, float, float]] = []
     attempts = 0
+    clump = 0  # members still to place in the current clump of 3-5
     while len(placed) < n_target and attempts < 30 * n_target:
         attempts += 1
+        if clump == 0 and rng.random() < 0.08:
+            clump = int(rng.integers(3, 6))
         semi_major = rng.uniform(8.0, 15.0)
         semi_minor = semi_major * rng.uniform(0.6, 0.95)
         theta = rng.uniform(0.0, math.pi)
-        if placed and rng.random() < 0.3:  # a touching neighbour of an earlier nucleus
+        if clump and placed:  # the next member of a clump: touches the previous one
+            cy, cx, r0 = placed[-1]
+            angle = rng.uniform(0.0, 2 * math.pi)
+            dist = (r0 + semi_minor) * rng.uniform(0.9, 1.0)
+            cy, cx = cy + dist * math.sin(angle), cx + dist * math.cos(angle)
+        elif placed and rng.random() < 0.25:  # a touching neighbour of an earlier nucleus
             cy, cx, r0 = placed[rng.integers(len(placed))]
             angle = rng.uniform(0.0, 2 * math.pi)
             dist = (r0 + semi_minor) * rng.uniform(0.85, 1.0)
@@ -60,10 +69,14 @@ def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
         crop = mask[y0:y1, x0:x1]
         n_inside = int(inside.sum())
         if n_inside < 20 or np.count_nonzero(crop[inside]) > 0.15 * n_inside:
+            clump = 0 if attempts % 5 == 0 else clump  # give up a clump that does not fit
             continue
+        clump = max(0, clump - 1)
         new = inside & (crop == 0)
         crop[new] = len(placed) + 1
         brightness = rng.lognormal(0.0, 0.25)
+        if rng.random() < 0.15:  # a dim nucleus, often right next to a bright one
+            brightness *= rng.uniform(0.3, 0.5)
         dome = brightness * (0.7 + 0.3 * np.sqrt(np.clip(1.0 - rr, 0.0, 1.0)))
         profile[y0:y1, x0:x1][new] = dome[new]
         placed.append((cy, cx, semi_major))
@@ -76,7 +89,10 @@ def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
     ramp_y = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None] * gy
     ramp_x = np.linspace(-0.5, 0.5, width, dtype=np.float32)[None, :] * gx
     illumination = 0.85 + 0.3 * (ramp_y + ramp_x) / 2  # 0.7 .. 1.0 across the frame
-    signal = illumination * (background + peak * profile * (1.0 + texture))
+    coarse = rng.standard_normal((height // 32 + 2, width // 32 + 2)).astype(np.float32)
+    uneven = ndi.zoom(ndi.gaussian_filter(coarse, 1.0), 32, order=1)[:height, :width]
+    uneven = 1.0 + 0.35 * uneven / max(float(np.abs(uneven).max()), 1e-6)  # 0.65 .. 1.35
+    signal = illumination * (background * uneven + peak * profile * (1.0 + texture))
     signal = ndi.gaussian_filter(signal, 1.2)
     counts = rng.poisson(np.clip(signal, 0, None)).astype(np.float32)
     counts += rng.normal(0.0, 4.0, size=shape).astype(np.float32) + 100.0  # camera offset

@@ -14,21 +14,18 @@ from scipy import ndimage as ndi
 def measure(labels: np.ndarray, intensity: np.ndarray) -> dict[str, np.ndarray]:
     """One entry per object label 1..labels.max() present in ``labels``."""
     n = int(labels.max()) if labels.size else 0
-    flat = labels.ravel()
-    area = np.bincount(flat, minlength=n + 1)
+    foreground = np.flatnonzero(labels)  # work on object pixels only
+    lab = labels.ravel()[foreground]
+    area = np.bincount(lab, minlength=n + 1)
     present = np.nonzero(area[1:])[0] + 1
     columns: dict[str, np.ndarray] = {"label": present.astype(np.int32)}
     columns["area"] = area[present].astype(np.int64)
     # sums of integer pixels in float64 are exact below 2**53, so this equals np.mean per object
-    total = np.bincount(flat, weights=intensity.ravel().astype(np.float64), minlength=n + 1)
+    values = intensity.ravel()[foreground].astype(np.float64)
+    total = np.bincount(lab, weights=values, minlength=n + 1)
     columns["mean_intensity"] = total[present] / area[present]
-    for axis in range(labels.ndim):
-        shape = [1] * labels.ndim
-        shape[axis] = labels.shape[axis]
-        coord = np.broadcast_to(
-            np.arange(labels.shape[axis], dtype=np.float64).reshape(shape), labels.shape
-        )
-        sums = np.bincount(flat, weights=coord.ravel(), minlength=n + 1)
+    for axis, coord in enumerate(np.unravel_index(foreground, labels.shape)):
+        sums = np.bincount(lab, weights=coord.astype(np.float64), minlength=n + 1)
         columns[f"centroid-{axis}"] = sums[present] / area[present]
     slices = ndi.find_objects(labels)
     for axis in range(labels.ndim):

@@ -31,6 +31,14 @@ def otsu(image: np.ndarray, correction: float = 1.0) -> tuple[np.ndarray, float]
     return image > value, value
 
 
+def log_otsu(image: np.ndarray, correction: float = 1.0) -> tuple[np.ndarray, float]:
+    """Otsu's threshold on log intensity: the bright/dim range is compressed, so dim nuclei
+    stay above it. Returns the threshold in intensity units."""
+    logs = np.log(np.maximum(image, 1).astype(np.float32))
+    value = float(np.exp(filters.threshold_otsu(logs))) * correction
+    return image > value, value
+
+
 def li(image: np.ndarray, correction: float = 1.0) -> tuple[np.ndarray, float]:
     """Li's minimum cross-entropy global threshold (scikit-image), times ``correction``."""
     value = float(filters.threshold_li(image)) * correction

@@ -1,0 +1,52 @@
+"""Per-object threshold refinement: every nucleus gets a threshold relative to its own brightness.
+
+A global threshold low enough to catch dim nuclei makes bright ones too fat (their blur halo is
+above it) and glues a dim nucleus to a bright neighbour. After a first split, each object keeps
+only its pixels above ``background + fraction * (peak - background)``, where ``peak`` is the
+object's bright level (mean + 1.28 standard deviations, the 90th percentile of a normal
+distribution) and ``background`` the local background level around it (the mean of the
+background pixels in a window). Vectorised over all objects: bincounts and box filters only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def local_background(intensity: np.ndarray, background: np.ndarray, size: int) -> np.ndarray:
+    """Mean of the background pixels in a ``size`` window around every pixel (normalised box
+    filter), so objects do not pull the estimate up."""
+    weights = background.astype(np.float32)
+    level = ndi.uniform_filter(intensity.astype(np.float32) * weights, size)
+    norm = ndi.uniform_filter(weights, size)
+    fallback = float(intensity[background].mean()) if background.any() else 0.0
+    return np.where(norm > 1e-3, level / np.maximum(norm, 1e-3), fallback)
+
+
+def refine_objects(
+    intensity: np.ndarray, labels: np.ndarray, fraction: float, margin: int = 3, window: int = 31
+) -> np.ndarray:
+    """``labels`` with each object cut at its own fractional-height threshold."""
+    n = int(labels.max(initial=0))
+    if n == 0:
+        return labels.copy()
+    foreground = labels > 0
+    near = ndi.maximum_filter(foreground, size=2 * margin + 1)  # a box dilation, O(1) per pixel
+    background = ~near
+    level_map = local_background(intensity, background, window)
+    idx = np.flatnonzero(foreground)
+    lab = labels.ravel()[idx]
+    values = intensity.ravel()[idx].astype(np.float64)
+    counts = np.maximum(np.bincount(lab, minlength=n + 1), 1)
+    mean = np.bincount(lab, weights=values, minlength=n + 1) / counts
+    spread = np.sqrt(
+        np.maximum(np.bincount(lab, weights=values**2, minlength=n + 1) / counts - mean**2, 0)
+    )
+    peak = mean + 1.28 * spread
+    level = np.bincount(lab, weights=level_map.ravel()[idx], minlength=n + 1) / counts
+    cut = level + fraction * (peak - level)
+    keep = values > cut[lab]
+    out = np.zeros_like(labels)
+    out.ravel()[idx[keep]] = lab[keep]
+    return out
