@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,31 @@ def stored_rows(out: Path | str, table: str, ignore: tuple[str, ...] = ()) -> li
     drop = {"hostname", *ignore}
     keep = [c for c in t.column_names if not c.startswith("seconds") and c not in drop]
     return sorted(tuple(r.values()) for r in t.select(keep).to_pylist())
+
+
+SMALL = ("dataset.height=260", "dataset.width=348")  # quarter-size frames for end-to-end runs
+
+
+def reference_run(tmp_path_factory, n_images: int) -> Path:
+    """An uncontainered local run of the default job, to compare other modes against."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    proc = run_cli(f"dataset.n_images={n_images}", *SMALL, f"output.dir={out}", cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def require_slurm() -> None:
+    """Skip (or, with CI=true, fail) unless a SLURM controller answers."""
+    why = None
+    if not shutil.which("sbatch"):
+        why = "sbatch is not installed"
+    elif subprocess.run(["scontrol", "ping"], capture_output=True, timeout=15).returncode != 0:
+        why = "scontrol ping: no controller"
+    if why:
+        message = f"SLURM not available ({why}); start it with `sudo jobs/local-slurm/start.sh`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
 
 
 def run_cli(

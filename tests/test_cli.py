@@ -32,7 +32,7 @@ def test_default_job_prints_summary_and_writes_dataset(tmp_path):
     # the synthetic set has ground truth: every image is scored, pooled scores are reported
     accuracy = run["summary"]["accuracy"]
     assert accuracy["images_scored"] == 6 and accuracy["n_pred"] == run["summary"]["objects"]
-    assert accuracy["f1_70"] > 0.8
+    assert accuracy["f1_70"] > 0.7  # the default pipeline on the (harder, v2) synthetic set
     assert (
         f"accuracy over 6 images with ground truth: F1@0.5 {accuracy['f1_50']:.3f}" in proc.stdout
     )

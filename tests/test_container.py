@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, stored_rows
+from conftest import SMALL, reference_run, require_slurm, run_cli, stored_rows
 
 from hpcseg import container
 from hpcseg.cluster import jobqueue_cluster
@@ -22,7 +22,6 @@ from hpcseg.config import ApptainerConfig
 from hpcseg.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["dataset.height=260", "dataset.width=348"]
 
 
 # ------------------------------------------------------------------- command lines (no runtime)
@@ -139,10 +138,7 @@ def image() -> str:
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
-    out = tmp_path_factory.mktemp("plain") / "out"
-    proc = run_cli("dataset.n_images=6", *SMALL, f"output.dir={out}", cwd=out.parent)
-    assert proc.returncode == 0, proc.stderr
-    return out
+    return reference_run(tmp_path_factory, 6)
 
 
 IGNORE = ("container", "slurm_job_id")
@@ -166,21 +162,11 @@ def test_local_workers_in_the_image_give_the_same_rows(image, plain, tmp_path):
     assert json.loads(meta[b"hpcseg.container"])["image"] == image
 
 
-def _slurm_ready() -> bool:
-    return (
-        shutil.which("sbatch") is not None
-        and subprocess.run(["scontrol", "ping"], capture_output=True).returncode == 0
-    )
-
-
 @pytest.mark.apptainer
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_slurm_worker_jobs_in_the_image(image, plain, tmp_path):
-    if not _slurm_ready():
-        pytest.fail("SLURM not running") if os.environ.get("CI") == "true" else pytest.skip(
-            "no SLURM"
-        )
+    require_slurm()
     out = tmp_path / "out"
     proc = run_cli("cluster=slurm", "cluster.interface=lo", "container=apptainer",
                    f"container.image={image}", "dataset.n_images=6", *SMALL, f"output.dir={out}",
@@ -197,10 +183,7 @@ def test_slurm_worker_jobs_in_the_image(image, plain, tmp_path):
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_sbatch_runner_inside_the_image(image, plain, tmp_path):
-    if not _slurm_ready():
-        pytest.fail("SLURM not running") if os.environ.get("CI") == "true" else pytest.skip(
-            "no SLURM"
-        )
+    require_slurm()
     from test_slurm import wait_for_job
 
     out = tmp_path / "out"

@@ -13,30 +13,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, stored_rows
+from conftest import SMALL, reference_run, require_slurm, run_cli, stored_rows
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["dataset.height=260", "dataset.width=348"]
 HPCSEG = f"{sys.executable} -m hpcseg"
-
-
-def _slurm_up() -> str | None:
-    """None when a SLURM controller answers, else why not."""
-    if not shutil.which("sbatch"):
-        return "sbatch is not installed"
-    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
-    return None if ping.returncode == 0 and "UP" in ping.stdout else "scontrol ping: no controller"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def slurm():
-    why = _slurm_up()
-    if why:
-        message = f"SLURM not available ({why}); start it with `sudo jobs/local-slurm/start.sh`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {message}")
-        pytest.skip(message)
+    require_slurm()
 
 
 def scontrol_job(job_id: str) -> dict[str, str]:
@@ -63,10 +49,20 @@ def wait_for_job(job_id: str, timeout: float = 240) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def local_reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("local") / "out"
-    proc = run_cli("dataset.n_images=12", *SMALL, f"output.dir={out}", cwd=out.parent)
-    assert proc.returncode == 0, proc.stderr
-    return out
+    return reference_run(tmp_path_factory, 12)
+
+
+def run_jobqueue(cluster: str, out: Path) -> subprocess.CompletedProcess:
+    """12 frames on two worker jobs of `cluster` (slurm or pbs) on the local SLURM."""
+    return run_cli(
+        f"cluster={cluster}",
+        "cluster.interface=lo",
+        "cluster.jobs=2",
+        "dataset.n_images=12",
+        *SMALL,
+        f"output.dir={out}",
+        cwd=out.parent,
+    )
 
 
 def images_table(out: Path):
@@ -75,15 +71,7 @@ def images_table(out: Path):
 
 def test_jobqueue_mode_runs_workers_as_slurm_jobs(tmp_path, local_reference):
     out = tmp_path / "out"
-    proc = run_cli(
-        "cluster=slurm",
-        "cluster.interface=lo",
-        "cluster.jobs=2",
-        "dataset.n_images=12",
-        *SMALL,
-        f"output.dir={out}",
-        cwd=tmp_path,
-    )
+    proc = run_jobqueue("slurm", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     job_ids = {r["slurm_job_id"] for r in images_table(out)}
     assert None not in job_ids and 1 <= len(job_ids) <= 2
@@ -235,15 +223,7 @@ def test_pending_worker_times_out_with_the_schedulers_reason(tmp_path):
 )
 def test_pbs_cluster_through_the_qsub_shim(tmp_path, local_reference):
     out = tmp_path / "out"
-    proc = run_cli(
-        "cluster=pbs",
-        "cluster.interface=lo",
-        "cluster.jobs=2",
-        "dataset.n_images=12",
-        *SMALL,
-        f"output.dir={out}",
-        cwd=tmp_path,
-    )
+    proc = run_jobqueue("pbs", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "#PBS -l select=1:ncpus=1:mem=2048MB" in proc.stdout
     job_ids = {r["slurm_job_id"] for r in images_table(out)}  # the shim runs PBS jobs as SLURM jobs
