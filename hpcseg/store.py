@@ -58,6 +58,9 @@ def images_schema(metadata_columns: list[str] | tuple[str, ...]) -> pa.Schema:
         pa.field("shape", pa.list_(pa.int64())),
         pa.field("dtype", pa.string()),
         pa.field("threshold", pa.float64()),
+        pa.field("area_total", pa.int64()),
+        pa.field("area_mean", pa.float64()),
+        pa.field("background", pa.float64()),
     ]
     fields += [pa.field(name, pa.int64()) for name in SCORE_COUNT_COLUMNS]
     fields += [pa.field(name, pa.float64()) for name in SCORE_VALUE_COLUMNS]

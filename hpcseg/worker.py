@@ -111,6 +111,7 @@ def _process_one(record: ImageRecord, job: BatchJob) -> tuple[dict, dict[str, np
         write_labels(job.out_dir, record.image_id, result.labels)
     row["n_objects"] = len(result.objects["label"])
     row["threshold"] = result.threshold
+    row.update(result.summary)
     for stage in STAGE_COLUMNS[1:-1]:
         row[f"seconds_{stage}"] = result.seconds.get(stage)
     if record.mask_path:

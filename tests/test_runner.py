@@ -129,6 +129,8 @@ def test_bad_images_fail_alone_and_exit_1(make_config, tmp_path, capsys):
     assert "exceed dataset.max_pixels=100000" in images["huge"]["error"]
     assert "cannot read TIFF" in images["broken"]["error"]
     assert all(images[f"good{i}"]["n_objects"] == 2 for i in range(3))
+    assert images["good0"]["background"] == 100.0  # the flat background of the test image
+    assert images["good0"]["area_total"] == 2 * images["good0"]["area_mean"]
     objects = store.read_objects().to_pylist()
     from hpcseg.pipeline.run import segment
 

@@ -11,6 +11,17 @@ import numpy as np
 from scipy import ndimage as ndi
 
 
+def image_summary(labels: np.ndarray, intensity: np.ndarray, areas: np.ndarray) -> dict:
+    """Per-image values: total and mean object area, background level (median outside objects,
+    from every 4th background pixel)."""
+    outside = intensity[labels == 0][::4]
+    return {
+        "area_total": int(areas.sum()),
+        "area_mean": float(areas.mean()) if len(areas) else None,
+        "background": float(np.median(outside)) if outside.size else None,
+    }
+
+
 def measure(labels: np.ndarray, intensity: np.ndarray) -> dict[str, np.ndarray]:
     """One entry per object label 1..labels.max() present in ``labels``."""
     n = int(labels.max()) if labels.size else 0

@@ -9,7 +9,7 @@ import numpy as np
 
 from hpcseg.config import PipelineConfig
 from hpcseg.pipeline import clean, label, refine, smooth, split, threshold
-from hpcseg.pipeline.measure import measure
+from hpcseg.pipeline.measure import image_summary, measure
 
 STAGES = ("smooth", "threshold", "clean", "split", "refine", "label", "measure")
 
@@ -22,6 +22,7 @@ class Segmentation:
     objects: dict[str, np.ndarray]
     seconds: dict[str, float] = field(default_factory=dict)
     threshold: float | None = None
+    summary: dict = field(default_factory=dict)
 
 
 class _Timer:
@@ -85,5 +86,6 @@ def segment(image: np.ndarray, cfg: PipelineConfig) -> Segmentation:
     timer.lap("label")
 
     objects = measure(labels, image)
+    summary = image_summary(labels, image, objects["area"])
     timer.lap("measure")
-    return Segmentation(labels=labels, objects=objects, seconds=timer.seconds, threshold=value)
+    return Segmentation(labels, objects, timer.seconds, value, summary)
