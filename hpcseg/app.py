@@ -102,6 +102,11 @@ def run_job(cfg: Config) -> int:
         }
     )
     _print_summary(summary, store)
+    if cfg.output.report:
+        from hpcseg.report import write_report
+
+        paths = write_report(store.root)
+        print(f"hpcseg: report: {len(paths)} pictures in {store.root / 'report'}", flush=True)
     return 1 if summary["images_failed"] else 0
 
 

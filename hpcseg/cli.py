@@ -107,6 +107,10 @@ def main() -> None:
     """Console-script entry point."""
     register_configs()
     args = sys.argv[1:]
+    if args[:1] == ["report"]:  # `hpcseg report <output.dir>`: pictures of a finished run
+        from hpcseg.report import main as report_main
+
+        sys.exit(report_main(args[1:]))
     try:
         if not HYDRA_FLAGS.intersection(a.split("=")[0] for a in args):
             cfg = load_config([a for a in args if not a.lstrip("+~").startswith("hydra")])

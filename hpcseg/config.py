@@ -285,6 +285,7 @@ class OutputConfig:
     resume: bool = param(True, "Skip images already done by the same pipeline in `dir`.")
     overwrite: bool = param(False, "Delete earlier results in `dir` first.")
     compression: str = param("zstd", "Parquet compression codec.")
+    report: bool = param(False, "Write the report PNGs (hpcseg report) when the run ends.")
     save_labels: bool = param(
         False, "Also write each label image as <dir>/labels/<image_id>.tif (zlib-compressed)."
     )
