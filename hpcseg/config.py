@@ -140,6 +140,13 @@ class RefineConfig:
 
 
 @dataclass
+class MeasureConfig:
+    shape_features: bool = param(
+        False, "Also perimeter, Euler number and solidity (per-object crops: ~10x slower)."
+    )
+
+
+@dataclass
 class LabelConfig:
     connectivity: int = param(1, "1 = edge neighbours (the cross), 2 = also diagonals.", ge=1, le=2)
 
@@ -156,6 +163,7 @@ class PipelineConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
 
 
 # ----------------------------------------------------------------------------------- cluster

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from hpcseg.atomic import atomic_path, remove_stale_temporaries
 from hpcseg.errors import UserError
+from hpcseg.pipeline.measure import column_names
 
 STAGE_COLUMNS = (
     "read", "smooth", "threshold", "clean", "split", "refine", "label", "measure", "score",
@@ -33,16 +34,22 @@ SCORE_COUNT_COLUMNS = ("n_true", "n_pred", *(f"tp_{round(50 + 5 * i)}" for i in 
 SCORE_VALUE_COLUMNS = ("f1_50", "f1_70", "f1_90", "f1_avg", "mean_iou")
 
 
-def objects_schema(metadata_columns: list[str] | tuple[str, ...], ndim: int = 2) -> pa.Schema:
+def _object_type(name: str) -> pa.DataType:
+    if name == "label":
+        return pa.int32()
+    if name in ("area", "euler_number") or name.startswith("bbox-"):
+        return pa.int64()
+    if name == "touches_border":
+        return pa.bool_()
+    return pa.float64()
+
+
+def objects_schema(
+    metadata_columns: list[str] | tuple[str, ...], ndim: int = 2, shape_features: bool = False
+) -> pa.Schema:
     fields = [pa.field("image_id", pa.string())]
     fields += [pa.field(c, pa.string()) for c in metadata_columns]
-    fields += [
-        pa.field("label", pa.int32()),
-        pa.field("area", pa.int64()),
-        pa.field("mean_intensity", pa.float64()),
-    ]
-    fields += [pa.field(f"centroid-{a}", pa.float64()) for a in range(ndim)]
-    fields += [pa.field(f"bbox-{a}", pa.int64()) for a in range(2 * ndim)]
+    fields += [pa.field(c, _object_type(c)) for c in column_names(ndim, shape_features)]
     return pa.schema(fields)
 
 

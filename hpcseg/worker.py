@@ -53,7 +53,8 @@ def batch_key(records: list[ImageRecord]) -> str:
 def process_batch(records: list[ImageRecord], job: BatchJob) -> BatchSummary:
     """Segment every image of the batch; a failing image becomes a `failed` row."""
     summary = BatchSummary(key=batch_key(records))
-    object_cols: dict[str, list] = {f.name: [] for f in objects_schema(job.metadata_columns)}
+    schema = objects_schema(job.metadata_columns, 2, job.pipeline.measure.shape_features)
+    object_cols: dict[str, list] = {f.name: [] for f in schema}
     image_rows: list[dict] = []
     where = {
         "hostname": socket.gethostname(),
@@ -76,7 +77,7 @@ def process_batch(records: list[ImageRecord], job: BatchJob) -> BatchSummary:
         else:
             summary.n_failed += 1
             summary.failures.append((record.image_id, row["error"]))
-    objects_table = pa.Table.from_pydict(object_cols, schema=objects_schema(job.metadata_columns))
+    objects_table = pa.Table.from_pydict(object_cols, schema=schema)
     images_table = pa.Table.from_pylist(image_rows, schema=images_schema(job.metadata_columns))
     write_batch(
         job.out_dir, summary.key, objects_table, images_table, job.file_metadata, job.compression

@@ -85,7 +85,7 @@ def segment(image: np.ndarray, cfg: PipelineConfig) -> Segmentation:
         labels = label.raster_order(split_labels)
     timer.lap("label")
 
-    objects = measure(labels, image)
+    objects = measure(labels, image, cfg.measure.shape_features)
     summary = image_summary(labels, image, objects["area"])
     timer.lap("measure")
     return Segmentation(labels, objects, timer.seconds, value, summary)
