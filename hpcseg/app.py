@@ -69,6 +69,7 @@ def run_job(cfg: Config) -> int:
         },
         compression=cfg.output.compression,
         save_labels=cfg.output.save_labels,
+        pixel_size=cfg.dataset.pixel_size or None,
     )
     totals = RunTotals()
     t_compute = time.perf_counter()

@@ -35,6 +35,9 @@ class DatasetConfig:
     max_pixels: int = param(
         2**28, "Images with more pixels than this fail (decompression-bomb cap).", ge=1
     )
+    pixel_size: float | None = param(
+        None, "Micrometres per pixel; adds µm columns, allows pipeline.clean.min_area_um2.", ge=0.0
+    )
 
 
 @dataclass
@@ -115,6 +118,10 @@ class CleanConfig:
     opening_radius: int = param(1, "Radius of the disk opening (pixels).", ge=1, le=50)
     fill_holes: bool = param(True, "Fill holes inside objects.")
     min_area: int = param(30, "Remove objects smaller than this many pixels.", ge=0)
+    min_area_um2: float | None = param(
+        None, "Remove objects smaller than this many µm² (needs dataset.pixel_size).", ge=0.0
+    )
+    exclude_border: bool = param(False, "Drop objects that touch the image border.")
 
 
 @dataclass
@@ -359,6 +366,10 @@ def validate(cfg: DictConfig) -> Config:
     except Exception as exc:  # a MISSING value or a bad interpolation
         raise UserError(describe_config_error(exc)) from None
     _check_ranges(obj, "")
+    if obj.pipeline.clean.min_area_um2 is not None and not obj.dataset.pixel_size:
+        raise UserError(
+            "pipeline.clean.min_area_um2 needs dataset.pixel_size (micrometres per pixel)"
+        )
     th = obj.pipeline.threshold
     if th.block_size is not None and th.block_size % 2 == 0:
         raise UserError(

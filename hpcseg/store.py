@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from hpcseg.atomic import atomic_path, remove_stale_temporaries
 from hpcseg.errors import UserError
-from hpcseg.pipeline.measure import column_names
+from hpcseg.pipeline.measure import column_names, physical_unit_columns
 
 STAGE_COLUMNS = (
     "read", "smooth", "threshold", "clean", "split", "refine", "label", "measure", "score",
@@ -45,11 +45,17 @@ def _object_type(name: str) -> pa.DataType:
 
 
 def objects_schema(
-    metadata_columns: list[str] | tuple[str, ...], ndim: int = 2, shape_features: bool = False
+    metadata_columns: list[str] | tuple[str, ...],
+    ndim: int = 2,
+    shape_features: bool = False,
+    physical: bool = False,
 ) -> pa.Schema:
+    names = column_names(ndim, shape_features)
+    if physical:
+        names += physical_unit_columns(names)
     fields = [pa.field("image_id", pa.string())]
     fields += [pa.field(c, pa.string()) for c in metadata_columns]
-    fields += [pa.field(c, _object_type(c)) for c in column_names(ndim, shape_features)]
+    fields += [pa.field(c, _object_type(c)) for c in names]
     return pa.schema(fields)
 
 

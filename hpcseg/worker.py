@@ -32,6 +32,7 @@ class BatchJob:
     file_metadata: dict[bytes, bytes]
     compression: str = "zstd"
     save_labels: bool = False
+    pixel_size: float | None = None
 
 
 @dataclass
@@ -53,7 +54,9 @@ def batch_key(records: list[ImageRecord]) -> str:
 def process_batch(records: list[ImageRecord], job: BatchJob) -> BatchSummary:
     """Segment every image of the batch; a failing image becomes a `failed` row."""
     summary = BatchSummary(key=batch_key(records))
-    schema = objects_schema(job.metadata_columns, 2, job.pipeline.measure.shape_features)
+    schema = objects_schema(
+        job.metadata_columns, 2, job.pipeline.measure.shape_features, job.pixel_size is not None
+    )
     object_cols: dict[str, list] = {f.name: [] for f in schema}
     image_rows: list[dict] = []
     where = {
@@ -101,7 +104,7 @@ def _process_one(record: ImageRecord, job: BatchJob) -> tuple[dict, dict[str, np
         row.update(
             shape=list(image.shape), dtype=str(image.dtype), seconds_read=time.perf_counter() - t0
         )
-        result = segment(image, job.pipeline)
+        result = segment(image, job.pipeline, job.pixel_size)
     except ImageError as exc:
         row.update(status="failed", error=str(exc), n_objects=0)
         return row, {}

@@ -190,3 +190,38 @@ def test_measure_on_a_real_segmentation(make_config, index):
     image, _ = synthetic_frame(2, index)
     seg = segment(image, make_config().pipeline)
     assert_matches_regionprops(seg.labels, image)
+
+
+def test_physical_units_and_size_filter_in_um(make_config):
+    image = two_touching_nuclei()
+    image[2:6, 2:6] = 1000  # a 16-pixel speck (4 µm² at 0.5 µm per pixel)
+    cfg = make_config("pipeline.clean.min_area=1").pipeline
+    plain = segment(image, cfg)
+    assert 16 in plain.objects["area"].tolist()
+    seg = segment(image, cfg, pixel_size=0.5)
+    np.testing.assert_allclose(seg.objects["area_um2"], seg.objects["area"] * 0.25)
+    np.testing.assert_allclose(seg.objects["centroid-1_um"], seg.objects["centroid-1"] * 0.5)
+    np.testing.assert_allclose(
+        seg.objects["equivalent_diameter_area_um"], seg.objects["equivalent_diameter_area"] * 0.5
+    )
+    filtered = make_config(
+        "pipeline.clean.min_area=1", "pipeline.clean.min_area_um2=5", "dataset.pixel_size=0.5"
+    ).pipeline
+    assert 16 not in segment(image, filtered, pixel_size=0.5).objects["area"].tolist()
+
+
+def test_min_area_um2_needs_a_pixel_size(make_config):
+    from hpcseg.errors import UserError
+
+    with pytest.raises(UserError, match=r"needs dataset\.pixel_size"):
+        make_config("pipeline.clean.min_area_um2=20")
+
+
+def test_exclude_border_drops_objects_touching_the_edge(make_config):
+    image = np.full((60, 60), 100, np.uint16)
+    image[disk((30, 30), 8)] = 2000
+    image[0:10, 0:10] = 2000  # touches the border
+    kept = segment(image, make_config().pipeline)
+    dropped = segment(image, make_config("pipeline.clean.exclude_border=true").pipeline)
+    assert kept.labels.max() == 2 and dropped.labels.max() == 1
+    assert dropped.labels[30, 30] == 1 and not dropped.objects["touches_border"].any()

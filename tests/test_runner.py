@@ -186,6 +186,19 @@ def test_save_labels_writes_one_tiff_per_image(make_config, tmp_path):
         assert saved.dtype == np.uint16 and np.array_equal(saved, expected)
 
 
+def test_pixel_size_adds_micrometre_columns(make_config, tmp_path):
+    out = tmp_path / "out"
+    cfg = make_config("dataset.n_images=2", "dataset.height=130", "dataset.width=170",
+                      "dataset.pixel_size=0.65", f"output.dir={out}", "cluster.n_workers=1",
+                      "runner.progress=none")  # fmt: skip
+    assert run_job(cfg) == 0
+    objects = Store(out).read_objects()
+    area, area_um2 = (np.asarray(objects.column(c)) for c in ("area", "area_um2"))
+    assert len(area) > 0
+    np.testing.assert_allclose(area_um2, area * 0.65**2)
+    assert "centroid-0_um" in objects.column_names
+
+
 def test_batch_key_is_stable():
     recs = [sources.ImageRecord(f"img{i}", f"/x/img{i}.tif") for i in range(3)]
     assert batch_key(recs) == batch_key(list(recs)) != batch_key(recs[:2])

@@ -83,6 +83,24 @@ def column_names(ndim: int, shape_features: bool) -> list[str]:
     return names
 
 
+LENGTH_COLUMNS = ("equivalent_diameter_area", "axis_major_length", "axis_minor_length", "perimeter")
+
+
+def physical_unit_columns(names: list[str]) -> list[str]:
+    """The µm columns :func:`physical_units` adds for these pixel columns."""
+    out = [f"{c}_um" for c in names if c.startswith("centroid-")]
+    out += ["area_um2"] + [f"{c}_um" for c in LENGTH_COLUMNS if c in names]
+    return out
+
+
+def physical_units(columns: dict[str, np.ndarray], pixel_size: float) -> dict[str, np.ndarray]:
+    """µm and µm² versions of the positional and size columns (isotropic pixels)."""
+    out = {f"{c}_um": columns[c] * pixel_size for c in columns if c.startswith("centroid-")}
+    out["area_um2"] = columns["area"] * pixel_size**2
+    out.update({f"{c}_um": columns[c] * pixel_size for c in LENGTH_COLUMNS if c in columns})
+    return out
+
+
 def _min_max(values: np.ndarray, lab: np.ndarray, present: np.ndarray):
     """Per-object minimum and maximum from one stable sort by label."""
     order = np.argsort(lab, kind="stable")

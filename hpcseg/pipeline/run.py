@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from skimage.segmentation import clear_border
 
 from hpcseg.config import PipelineConfig
 from hpcseg.pipeline import clean, label, refine, smooth, split, threshold
-from hpcseg.pipeline.measure import image_summary, measure
+from hpcseg.pipeline.measure import image_summary, measure, physical_units
 
 STAGES = ("smooth", "threshold", "clean", "split", "refine", "label", "measure")
 
@@ -36,9 +38,17 @@ class _Timer:
         self._t = now
 
 
-def segment(image: np.ndarray, cfg: PipelineConfig) -> Segmentation:
-    """smooth → threshold → clean → split → label → measure for one 2-D image."""
+def segment(
+    image: np.ndarray, cfg: PipelineConfig, pixel_size: float | None = None
+) -> Segmentation:
+    """smooth → threshold → clean → split → label → measure for one 2-D image.
+
+    ``pixel_size`` (µm per pixel) turns ``clean.min_area_um2`` into pixels and adds µm columns.
+    """
     timer = _Timer()
+    min_area = cfg.clean.min_area
+    if cfg.clean.min_area_um2 is not None and pixel_size:
+        min_area = max(min_area, math.ceil(cfg.clean.min_area_um2 / pixel_size**2))
     smoother = smooth.gaussian if cfg.smooth.method == "gaussian" else smooth.identity
     smoothed = smoother(image, cfg.smooth.sigma, cfg.smooth.keep_dtype)
     timer.lap("smooth")
@@ -60,7 +70,7 @@ def segment(image: np.ndarray, cfg: PipelineConfig) -> Segmentation:
         mask = clean.open_mask(mask, footprint)
     if cl.fill_holes:
         mask = clean.fill_holes(mask)
-    mask = clean.remove_small(mask, cl.min_area, cfg.label.connectivity)
+    mask = clean.remove_small(mask, min_area, cfg.label.connectivity)
     timer.lap("clean")
 
     split_labels = None
@@ -73,7 +83,7 @@ def segment(image: np.ndarray, cfg: PipelineConfig) -> Segmentation:
     if cfg.refine.enabled and split_labels is not None:
         refined = refine.refine_objects(smoothed, split_labels, cfg.refine.fraction) > 0
         # no second hole filling: it would fill the gaps the refinement opened between nuclei
-        refined = clean.remove_small(refined, cl.min_area, cfg.label.connectivity)
+        refined = clean.remove_small(refined, min_area, cfg.label.connectivity)
         split_labels = split.watershed_split(
             refined, cfg.split.min_distance, cfg.split.smoothing, cfg.label.connectivity
         )
@@ -83,9 +93,13 @@ def segment(image: np.ndarray, cfg: PipelineConfig) -> Segmentation:
         labels = label.connected_components(mask, cfg.label.connectivity)
     else:
         labels = label.raster_order(split_labels)
+    if cfg.clean.exclude_border and labels.any():
+        labels = label.raster_order(clear_border(labels))
     timer.lap("label")
 
     objects = measure(labels, image, cfg.measure.shape_features)
+    if pixel_size:
+        objects.update(physical_units(objects, pixel_size))
     summary = image_summary(labels, image, objects["area"])
     timer.lap("measure")
     return Segmentation(labels, objects, timer.seconds, value, summary)
