@@ -33,7 +33,10 @@ def run_job(cfg: Config) -> int:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     resolved = _plain(cfg)
-    fingerprint = provenance.fingerprint(resolved["pipeline"])
+    # what decides the rows: the pipeline, and the pixel size (it adds the µm columns)
+    fingerprint = provenance.fingerprint(
+        {**resolved["pipeline"], "pixel_size": resolved["dataset"].get("pixel_size")}
+    )
     versions = provenance.versions()
 
     if is_service_rank(cfg.cluster):  # slurm_runner: scheduler and worker ranks only serve

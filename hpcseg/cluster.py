@@ -139,7 +139,7 @@ def _local_launched(
                     )
                 )
         try:
-            wait_for_workers(client, 300, [], lambda: _exited(procs, log_dir))
+            wait_for_workers(client, 300, [], dead=lambda: _exited(procs, log_dir))
             log.info(
                 "local cluster: %d workers in %s; dashboard %s",
                 n_workers,
@@ -159,8 +159,9 @@ def _local_launched(
 
 
 def _exited(procs: list[subprocess.Popen], log_dir: Path) -> str:
+    """'' while any worker process lives, else why the first one ended (its log tail)."""
     dead = [(i, p.poll()) for i, p in enumerate(procs) if p.poll() is not None]
-    if not dead:
+    if len(dead) < len(procs):
         return ""
     i, code = dead[0]
     tail = (log_dir / f"container-{i}.log").read_text(errors="replace").strip().splitlines()[-3:]
@@ -262,12 +263,18 @@ def _jobqueue(
         yield client
 
 
-def wait_for_workers(client: Client, timeout: float, errors: list[str], states=None) -> None:
-    """Return once one worker is connected; raise UserError on a rejected job or timeout."""
+def wait_for_workers(
+    client: Client, timeout: float, errors: list[str], states=None, dead=None
+) -> None:
+    """Return once one worker is connected; raise UserError on a rejected job, on workers that
+    all exited (``dead()`` says why), or on timeout (``states()`` adds the jobs' states)."""
     deadline = time.monotonic() + timeout
     while not client.scheduler_info(n_workers=-1)["workers"]:
         if errors:
             raise UserError(f"the batch system rejected the worker job: {_reason(errors[-1])}")
+        why = dead() if dead else ""
+        if why:
+            raise UserError(f"every worker process exited before connecting{why}")
         if time.monotonic() > deadline:
             detail = states() if states else ""
             raise UserError(

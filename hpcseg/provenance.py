@@ -37,7 +37,7 @@ def versions() -> dict[str, str]:
 
 
 def fingerprint(pipeline: dict) -> str:
-    """Hash of the resolved pipeline config and the hpcseg version (16 hex digits)."""
+    """Hash of the resolved pipeline config (and pixel size) and the hpcseg version (16 hex)."""
     blob = json.dumps({"pipeline": pipeline, "hpcseg": hpcseg.__version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

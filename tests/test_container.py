@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -207,3 +208,21 @@ def test_sbatch_runner_inside_the_image(image, plain, tmp_path):
     assert stored_rows(out, "objects") == stored_rows(plain, "objects")
     run = json.loads((out / "run.json").read_text())
     assert run["container"]["image"] == image  # the driver rank ran inside the image
+
+
+@pytest.mark.apptainer
+@pytest.mark.slow
+def test_a_broken_image_fails_fast_with_the_reason(tmp_path):
+    if shutil.which("apptainer") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but apptainer is not installed")
+        pytest.skip("apptainer not installed; run containers/install-apptainer.sh")
+    broken = tmp_path / "broken.sif"
+    broken.write_bytes(b"this is not a SIF image")
+    t0 = time.monotonic()
+    proc = run_cli("container=apptainer", f"container.image={broken}", "dataset.n_images=2",
+                   *SMALL, f"output.dir={tmp_path}/out", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    line = next(ln for ln in proc.stderr.splitlines() if ln.startswith("hpcseg: error:"))
+    assert "every worker process exited before connecting" in line
+    assert time.monotonic() - t0 < 120  # not the 300 s worker timeout
