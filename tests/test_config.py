@@ -21,7 +21,8 @@ def test_defaults_are_the_nuclei_pipeline_on_synthetic_data(make_config):
 def test_nuclei_refined_preset(make_config):
     p = make_config("pipeline=nuclei_refined").pipeline
     assert p.name == "nuclei_refined" and p.threshold.method == "log_otsu"
-    assert p.refine.enabled and p.refine.fraction == 0.4 and p.split.method == "watershed"
+    assert p.refine.method == "objects" and p.refine.fraction == 0.4
+    assert p.split.method == "watershed"
 
 
 def test_blog2021_preset(make_config):

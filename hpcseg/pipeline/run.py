@@ -73,21 +73,25 @@ def segment(
     mask = clean.remove_small(mask, min_area, cfg.label.connectivity)
     timer.lap("clean")
 
-    split_labels = None
-    if cfg.split.method == "watershed":
-        split_labels = split.watershed_split(
-            mask, cfg.split.min_distance, cfg.split.smoothing, cfg.label.connectivity
-        )
-    timer.lap("split")
+    def cut(objects: np.ndarray) -> np.ndarray:
+        """Each object at its own threshold (no hole filling after: it would fill the gaps
+        the refinement opened between nuclei)."""
+        refined = refine.refine_objects(smoothed, objects, cfg.refine.fraction) > 0
+        return clean.remove_small(refined, min_area, cfg.label.connectivity)
 
-    if cfg.refine.enabled and split_labels is not None:
-        refined = refine.refine_objects(smoothed, split_labels, cfg.refine.fraction) > 0
-        # no second hole filling: it would fill the gaps the refinement opened between nuclei
-        refined = clean.remove_small(refined, min_area, cfg.label.connectivity)
-        split_labels = split.watershed_split(
-            refined, cfg.split.min_distance, cfg.split.smoothing, cfg.label.connectivity
+    def watershed(m: np.ndarray) -> np.ndarray:
+        return split.watershed_split(
+            m, cfg.split.min_distance, cfg.split.smoothing, cfg.label.connectivity
         )
+
+    if cfg.refine.method == "components":
+        mask = cut(label.connected_components(mask, cfg.label.connectivity))
     timer.lap("refine")
+
+    split_labels = watershed(mask) if cfg.split.method == "watershed" else None
+    if split_labels is not None and cfg.refine.method == "objects":
+        split_labels = watershed(cut(split_labels))
+    timer.lap("split")
 
     if split_labels is None:
         labels = label.connected_components(mask, cfg.label.connectivity)
