@@ -169,12 +169,9 @@ def _exited(procs: list[subprocess.Popen], log_dir: Path) -> str:
 
 
 # ------------------------------------------------------------------------------ jobqueue
-class SubmissionErrors(list):
-    """Errors of job submissions (dask-jobqueue only logs them), shared by one cluster's jobs."""
-
-
-def _recording(job_cls: type, errors: SubmissionErrors) -> type:
-    """A job class that remembers why its submission failed before re-raising."""
+def _recording(job_cls: type, errors: list[str]) -> type:
+    """A job class that records in ``errors`` why its submission failed (dask-jobqueue only
+    logs it), then re-raises."""
 
     class RecordingJob(job_cls):
         async def start(self):
@@ -223,7 +220,7 @@ def jobqueue_cluster(
         scheduler_options={"dashboard_address": cfg.dashboard_address},
         security=True if cfg.tls else None,
         shared_temp_directory=str(log_dir),
-        job_cls=_recording(cls.job_cls, errors if errors is not None else SubmissionErrors()),
+        job_cls=_recording(cls.job_cls, errors if errors is not None else []),
     )
     if launcher:
         from hpcseg.container import job_prologue, worker_python
@@ -242,7 +239,7 @@ def jobqueue_cluster(
 def _jobqueue(
     cfg: JobQueueClusterConfig, output_dir: Path, launcher: list[str] | None
 ) -> Iterator[Client]:
-    errors = SubmissionErrors()
+    errors: list[str] = []
     try:
         cluster = jobqueue_cluster(cfg, output_dir, errors, launcher)
     except Exception as exc:  # bad memory/walltime strings and the like

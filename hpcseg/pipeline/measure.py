@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.measure import euler_number
+from skimage.morphology import convex_hull_image
 
 
 def image_summary(labels: np.ndarray, intensity: np.ndarray, areas: np.ndarray) -> dict:
@@ -113,9 +115,6 @@ def measure(
     labels: np.ndarray, intensity: np.ndarray, shape_features: bool = False
 ) -> dict[str, np.ndarray]:
     """One entry per object label 1..labels.max() present in ``labels``."""
-    from skimage.measure import euler_number
-    from skimage.morphology import convex_hull_image
-
     ndim = labels.ndim
     n = int(labels.max()) if labels.size else 0
     foreground = np.flatnonzero(labels)  # work on object pixels only
