@@ -14,6 +14,7 @@ from hpcseg import container, evaluate, provenance
 from hpcseg.cluster import start_cluster
 from hpcseg.config import ApptainerConfig, Config
 from hpcseg.data import sources
+from hpcseg.pipeline.sampling import Sampling
 from hpcseg.progress import Progress
 from hpcseg.runner import RunTotals, run_batches
 from hpcseg.runner_mode import is_service_rank, serve_rank
@@ -33,10 +34,9 @@ def run_job(cfg: Config) -> int:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     resolved = _plain(cfg)
-    # what decides the rows: the pipeline, and the pixel size (it adds the µm columns)
-    fingerprint = provenance.fingerprint(
-        {**resolved["pipeline"], "pixel_size": resolved["dataset"].get("pixel_size")}
-    )
+    # what decides the rows: the pipeline and the data's geometry (µm columns, 3-D columns)
+    geometry = {k: resolved["dataset"].get(k) for k in ("pixel_size", "ndim", "z_step")}
+    fingerprint = provenance.fingerprint({**resolved["pipeline"], **geometry})
     versions = provenance.versions()
 
     if is_service_rank(cfg.cluster):  # slurm_runner: scheduler and worker ranks only serve
@@ -72,7 +72,8 @@ def run_job(cfg: Config) -> int:
         },
         compression=cfg.output.compression,
         save_labels=cfg.output.save_labels,
-        pixel_size=cfg.dataset.pixel_size or None,
+        ndim=cfg.dataset.ndim,
+        sampling=Sampling(cfg.dataset.pixel_size or None, cfg.dataset.z_step or None),
     )
     totals = RunTotals()
     t_compute = time.perf_counter()

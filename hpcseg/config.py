@@ -36,7 +36,11 @@ class DatasetConfig:
         2**28, "Images with more pixels than this fail (decompression-bomb cap).", ge=1
     )
     pixel_size: float | None = param(
-        None, "Micrometres per pixel; adds µm columns, allows pipeline.clean.min_area_um2.", ge=0.0
+        None, "Micrometres per pixel; adds µm columns, allows the µm size filters.", ge=0.0
+    )
+    ndim: int = param(2, "2: frames (Y, X); 3: z-stacks (Z, Y, X), one TIFF per stack.", ge=2, le=3)
+    z_step: float | None = param(
+        None, "3-D: micrometres between planes (anisotropic voxels); needs pixel_size.", ge=0.0
     )
 
 
@@ -49,6 +53,7 @@ class SyntheticDatasetConfig(DatasetConfig):
     seed: int = param(0, "Seed; frame i depends only on (seed, i).", ge=0)
     height: int = param(520, "Frame height in pixels.", ge=64, le=8192)
     width: int = param(696, "Frame width in pixels.", ge=64, le=8192)
+    depth: int = param(40, "3-D (ndim=3): planes per stack.", ge=8, le=1024)
     cache_dir: str | None = param(
         None, "Where frames are generated; default $HPCSEG_CACHE_DIR or ~/.cache/hpcseg."
     )
@@ -64,6 +69,22 @@ class TiffGlobDatasetConfig(DatasetConfig):
     metadata_regex: str | None = param(
         None, "Regex with named groups applied to each file name; groups become columns."
     )
+
+
+class Split(StrEnum):
+    all = "all"
+    training = "training"
+    validation = "validation"
+    test = "test"
+
+
+@dataclass
+class BBBC039DatasetConfig(DatasetConfig):
+    """The public BBBC039 set as unzipped: images/*.tif, masks/*.png, metadata/<split>.txt."""
+
+    name: str = "bbbc039"
+    root: str = param(MISSING, "Folder holding the set's images/, masks/ and metadata/ folders.")
+    split: Split = param(Split.all, "all | training | validation | test (metadata/<split>.txt).")
 
 
 # ---------------------------------------------------------------------------------- pipeline
@@ -117,9 +138,12 @@ class CleanConfig:
     opening: Opening = param(Opening.none, "Binary opening of the mask before labelling.")
     opening_radius: int = param(1, "Radius of the disk opening (pixels).", ge=1, le=50)
     fill_holes: bool = param(True, "Fill holes inside objects.")
-    min_area: int = param(30, "Remove objects smaller than this many pixels.", ge=0)
+    min_area: int = param(30, "Remove objects smaller than this many pixels (voxels in 3-D).", ge=0)
     min_area_um2: float | None = param(
-        None, "Remove objects smaller than this many µm² (needs dataset.pixel_size).", ge=0.0
+        None, "2-D: remove objects smaller than this many µm² (needs dataset.pixel_size).", ge=0.0
+    )
+    min_volume_um3: float | None = param(
+        None, "3-D: remove objects smaller than this many µm³ (needs dataset.pixel_size).", ge=0.0
     )
     exclude_border: bool = param(False, "Drop objects that touch the image border.")
 
@@ -325,7 +349,11 @@ class Config:
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "dataset": {"synthetic": SyntheticDatasetConfig, "tiff_glob": TiffGlobDatasetConfig},
+    "dataset": {
+        "synthetic": SyntheticDatasetConfig,
+        "tiff_glob": TiffGlobDatasetConfig,
+        "bbbc039": BBBC039DatasetConfig,
+    },
     "cluster": {
         "local": LocalClusterConfig,
         "slurm": SlurmClusterConfig,
@@ -374,16 +402,42 @@ def validate(cfg: DictConfig) -> Config:
     except Exception as exc:  # a MISSING value or a bad interpolation
         raise UserError(describe_config_error(exc)) from None
     _check_ranges(obj, "")
-    if obj.pipeline.clean.min_area_um2 is not None and not obj.dataset.pixel_size:
-        raise UserError(
-            "pipeline.clean.min_area_um2 needs dataset.pixel_size (micrometres per pixel)"
-        )
+    _check_geometry(obj)
     th = obj.pipeline.threshold
     if th.block_size is not None and th.block_size % 2 == 0:
         raise UserError(
             f"pipeline.threshold.block_size={th.block_size} must be odd (or null for the frame)"
         )
     return obj
+
+
+def _check_geometry(obj: Config) -> None:
+    """Pixel size, plane step and the µm filters must fit the dataset's dimensionality."""
+    ds, clean = obj.dataset, obj.pipeline.clean
+    for key, value in (
+        ("min_area_um2", clean.min_area_um2),
+        ("min_volume_um3", clean.min_volume_um3),
+    ):
+        if value is not None and not ds.pixel_size:
+            raise UserError(
+                f"pipeline.clean.{key} needs dataset.pixel_size (micrometres per pixel)"
+            )
+    if ds.ndim == 3 and clean.min_area_um2 is not None:
+        raise UserError(
+            "pipeline.clean.min_area_um2 is for 2-D frames; z-stacks use "
+            "pipeline.clean.min_volume_um3"
+        )
+    if ds.ndim == 2 and clean.min_volume_um3 is not None:
+        raise UserError(
+            "pipeline.clean.min_volume_um3 is for z-stacks (dataset.ndim=3); frames use "
+            "min_area_um2"
+        )
+    if ds.z_step is not None and ds.ndim != 3:
+        raise UserError("dataset.z_step is the plane step of z-stacks: set dataset.ndim=3 too")
+    if ds.z_step is not None and not ds.pixel_size:
+        raise UserError(
+            "dataset.z_step needs dataset.pixel_size: the voxel shape is z_step / pixel_size"
+        )
 
 
 def describe_config_error(exc: BaseException) -> str:

@@ -19,7 +19,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from hpcseg.config import ApptainerConfig, Config, SyntheticDatasetConfig, TiffGlobDatasetConfig
+from hpcseg.config import (
+    ApptainerConfig,
+    BBBC039DatasetConfig,
+    Config,
+    SyntheticDatasetConfig,
+    TiffGlobDatasetConfig,
+)
 from hpcseg.errors import UserError
 
 # Variables a rank of a runner allocation needs inside the image, even with --cleanenv.
@@ -53,6 +59,8 @@ def derived_binds(cfg: Config, output_dir: Path) -> list[str]:
     ds = cfg.dataset
     if isinstance(ds, TiffGlobDatasetConfig):
         folders += [glob_root(p) for p in (ds.path, ds.masks) if p]
+    elif isinstance(ds, BBBC039DatasetConfig):
+        folders.append(Path(ds.root).expanduser().resolve())
     elif isinstance(ds, SyntheticDatasetConfig):
         folders.append(
             Path(ds.cache_dir).expanduser().absolute() if ds.cache_dir else default_cache_dir()

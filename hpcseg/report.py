@@ -107,10 +107,14 @@ def write_report(out_dir: str | Path, n_overlays: int = 3) -> list[Path]:
 def _overlays(store: Store, rows, scored, folder: Path, n: int) -> list[Path]:
     from hpcseg.data.reader import read_image, read_mask
     from hpcseg.pipeline.run import segment
+    from hpcseg.pipeline.sampling import Sampling
 
     plt = _pyplot()
     run = json.loads(store.run_json.read_text())
     pipeline = _pipeline_of(run)
+    dataset = run["config"]["dataset"]
+    ndim = dataset.get("ndim", 2)
+    sampling = Sampling(dataset.get("pixel_size") or None, dataset.get("z_step") or None)
     if scored:
         ranked = sorted(scored, key=lambda r: r["f1_70"])
         picks = [("worst", r) for r in ranked[:n]] + [("best", r) for r in ranked[::-1][:n]]
@@ -121,13 +125,19 @@ def _overlays(store: Store, rows, scored, folder: Path, n: int) -> list[Path]:
         if row["image_id"] in seen:
             continue
         seen.add(row["image_id"])
-        image = read_image(row["path"], 2**31, require_integer=False)
-        predicted = segment(image, pipeline).labels
+        image = read_image(row["path"], 2**31, require_integer=False, ndim=ndim)
+        predicted = segment(image, pipeline, sampling).labels
         truth = read_mask(row["mask_path"], image.shape) if row.get("mask_path") else None
+        plane = ""
+        if ndim == 3:  # the plane with the most object voxels
+            z = int(np.argmax((predicted > 0).sum(axis=(1, 2))))
+            image, predicted = image[z], predicted[z]
+            truth = truth[z] if truth is not None else None
+            plane = f", plane z={z}"
         fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100 + 0.4))
         ax.imshow(overlay(image, predicted, truth))
         score = f", F1@0.7 {row['f1_70']:.2f}" if row.get("f1_70") is not None else ""
-        ax.set_title(f"{row['image_id']}{score} (red: hpcseg, green: truth)", fontsize=8)
+        ax.set_title(f"{row['image_id']}{score}{plane} (red: hpcseg, green: truth)", fontsize=8)
         ax.axis("off")
         written.append(_save(fig, folder / f"qc_{tag}_{row['image_id']}.png"))
     return written

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from hpcseg.atomic import atomic_path, remove_stale_temporaries
 from hpcseg.errors import UserError
-from hpcseg.pipeline.measure import column_names, physical_unit_columns
+from hpcseg.pipeline.measure import column_names
 
 STAGE_COLUMNS = (
     "read", "smooth", "threshold", "clean", "split", "refine", "label", "measure", "score",
@@ -50,9 +50,7 @@ def objects_schema(
     shape_features: bool = False,
     physical: bool = False,
 ) -> pa.Schema:
-    names = column_names(ndim, shape_features)
-    if physical:
-        names += physical_unit_columns(names)
+    names = column_names(ndim, shape_features, physical)
     fields = [pa.field("image_id", pa.string())]
     fields += [pa.field(c, pa.string()) for c in metadata_columns]
     fields += [pa.field(c, _object_type(c)) for c in names]

@@ -17,6 +17,7 @@ from hpcseg.data.sources import ImageRecord
 from hpcseg.errors import ImageError
 from hpcseg.evaluate import score
 from hpcseg.pipeline.run import segment
+from hpcseg.pipeline.sampling import Sampling
 from hpcseg.store import STAGE_COLUMNS, images_schema, objects_schema, write_batch, write_labels
 
 
@@ -32,7 +33,8 @@ class BatchJob:
     file_metadata: dict[bytes, bytes]
     compression: str = "zstd"
     save_labels: bool = False
-    pixel_size: float | None = None
+    ndim: int = 2
+    sampling: Sampling = field(default_factory=Sampling)
 
 
 @dataclass
@@ -55,7 +57,10 @@ def process_batch(records: list[ImageRecord], job: BatchJob) -> BatchSummary:
     """Segment every image of the batch; a failing image becomes a `failed` row."""
     summary = BatchSummary(key=batch_key(records))
     schema = objects_schema(
-        job.metadata_columns, 2, job.pipeline.measure.shape_features, job.pixel_size is not None
+        job.metadata_columns,
+        job.ndim,
+        job.pipeline.measure.shape_features,
+        job.sampling.pixel_size is not None,
     )
     object_cols: dict[str, list] = {f.name: [] for f in schema}
     image_rows: list[dict] = []
@@ -100,11 +105,13 @@ def _process_one(record: ImageRecord, job: BatchJob) -> tuple[dict, dict[str, np
     }
     t0 = time.perf_counter()
     try:
-        image = read_image(record.path, job.max_pixels, job.pipeline.require_integer_input)
+        image = read_image(
+            record.path, job.max_pixels, job.pipeline.require_integer_input, job.ndim
+        )
         row.update(
             shape=list(image.shape), dtype=str(image.dtype), seconds_read=time.perf_counter() - t0
         )
-        result = segment(image, job.pipeline, job.pixel_size)
+        result = segment(image, job.pipeline, job.sampling)
     except ImageError as exc:
         row.update(status="failed", error=str(exc), n_objects=0)
         return row, {}

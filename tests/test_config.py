@@ -55,7 +55,11 @@ def test_overrides_reach_the_dataclasses(make_config, tmp_path):
         ("pipeline.smooth.sigma=-1", "pipeline.smooth.sigma=-1.0 is out of range: must be >= 0"),
         ("pipeline.threshold.method=magic", "pipeline.threshold.method"),
         ("pipeline.threshold.block_size=50", "must be odd"),
-        ("dataset=nope", "dataset=nope: no such dataset option; available: synthetic, tiff_glob"),
+        (
+            "dataset=nope",
+            "dataset=nope: no such dataset option; available: "
+            "bbbc039, synthetic, synthetic3d, tiff_glob",
+        ),
         ("runner.batch_size=0", "runner.batch_size=0 is out of range"),
         ("dataset=tiff_glob", "dataset.path is required"),
     ],
@@ -96,7 +100,7 @@ def test_cli_help_and_cfg_job(tmp_path):
     assert helped.returncode == 0
     assert (
         "pipeline: blog2021, nuclei, nuclei_refined" in helped.stdout
-        and "dataset: synthetic, tiff_glob" in helped.stdout
+        and "dataset: bbbc039, synthetic, synthetic3d, tiff_glob" in helped.stdout
     )
     shown = run_cli("pipeline=blog2021", "--cfg", "job", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr

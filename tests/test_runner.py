@@ -154,7 +154,8 @@ def test_parts_carry_config_and_versions(make_config, tmp_path):
         assert b"name: nuclei" in meta[b"hpcseg.config"]
         assert b'"dask-image"' in meta[b"hpcseg.versions"]
         plain = __import__("hpcseg.app", fromlist=["_plain"])._plain(cfg)
-        expected = fingerprint({**plain["pipeline"], "pixel_size": None})
+        geometry = {"pixel_size": None, "ndim": 2, "z_step": None}
+        expected = fingerprint({**plain["pipeline"], **geometry})
         assert meta[b"hpcseg.fingerprint"] == expected.encode()
     import json
 

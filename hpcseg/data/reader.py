@@ -14,8 +14,11 @@ def _squeezed_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(s for s in shape if s != 1) or (1,)
 
 
-def read_image(path: str, max_pixels: int, require_integer: bool = True) -> np.ndarray:
-    """Read a 2-D grey-level image; raise :class:`ImageError` with a clear reason otherwise.
+def read_image(
+    path: str, max_pixels: int, require_integer: bool = True, ndim: int = 2
+) -> np.ndarray:
+    """Read a grey-level 2-D frame (``ndim=2``) or 3-D z-stack (``ndim=3``, axes Z, Y, X);
+    raise :class:`ImageError` with a clear reason otherwise. Axes of length 1 are dropped.
 
     The shape is checked from the TIFF header before any pixel is decoded, so a huge or
     malicious file is refused without allocating its pixels.
@@ -27,7 +30,7 @@ def read_image(path: str, max_pixels: int, require_integer: bool = True) -> np.n
             series = tif.series[0]
             shape = _squeezed_shape(series.shape)
             dtype = np.dtype(series.dtype)
-            check_layout(shape, dtype, max_pixels, require_integer)
+            check_layout(shape, dtype, max_pixels, require_integer, ndim)
             image = series.asarray()
     except ImageError:
         raise
@@ -41,11 +44,14 @@ def read_image(path: str, max_pixels: int, require_integer: bool = True) -> np.n
 
 
 def check_layout(
-    shape: tuple[int, ...], dtype: np.dtype, max_pixels: int, require_integer: bool
+    shape: tuple[int, ...], dtype: np.dtype, max_pixels: int, require_integer: bool, ndim: int = 2
 ) -> None:
     """Refuse shapes and dtypes the pipelines cannot handle."""
-    if len(shape) != 2:
-        raise ImageError(f"expected a 2-D image (one grey channel), got shape {shape}")
+    if len(shape) != ndim:
+        if ndim == 2:
+            hint = "; for z-stacks set dataset.ndim=3" if len(shape) == 3 else ""
+            raise ImageError(f"expected a 2-D image (one grey channel), got shape {shape}{hint}")
+        raise ImageError(f"expected a 3-D z-stack (Z, Y, X; one grey channel), got shape {shape}")
     n_pixels = math.prod(shape)
     if n_pixels > max_pixels:
         raise ImageError(
@@ -61,9 +67,14 @@ def check_layout(
 
 
 def read_mask(path: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Read an instance mask; it must match the image's shape and hold integer labels."""
+    """Read an instance mask; it must match the image's shape and hold integer labels.
+
+    A TIFF holds the labels themselves. A PNG is read as BBBC039 ships its ground truth: the
+    first (red) channel holds a value per object, touching objects get different values, and
+    every 8-connected region of one value is one object (how the set's authors read it).
+    """
     try:
-        mask = tifffile.imread(path)
+        mask = _png_instances(path) if path.lower().endswith(".png") else tifffile.imread(path)
     except Exception as exc:
         raise ImageError(f"cannot read mask {path} ({type(exc).__name__}: {exc})") from None
     mask = mask.reshape(_squeezed_shape(mask.shape))
@@ -72,3 +83,14 @@ def read_mask(path: str, shape: tuple[int, ...]) -> np.ndarray:
     if mask.dtype.kind not in "ui":
         raise ImageError(f"mask {path} has pixel type {mask.dtype}; labels must be integers")
     return mask
+
+
+def _png_instances(path: str) -> np.ndarray:
+    from PIL import Image
+    from skimage.measure import label
+
+    with Image.open(path) as png:
+        values = np.asarray(png)
+    if values.ndim == 3:
+        values = values[..., 0]
+    return label(values, background=0, connectivity=2).astype(np.int32)

@@ -8,7 +8,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hpcseg.config import DatasetConfig, SyntheticDatasetConfig, TiffGlobDatasetConfig
+from hpcseg.config import (
+    BBBC039DatasetConfig,
+    DatasetConfig,
+    SyntheticDatasetConfig,
+    TiffGlobDatasetConfig,
+)
 from hpcseg.data import synthetic
 from hpcseg.errors import UserError
 
@@ -55,14 +60,17 @@ def resolve(cfg: DatasetConfig) -> Dataset:
         return _synthetic(cfg)
     if isinstance(cfg, TiffGlobDatasetConfig):
         return _tiff_glob(cfg)
+    if isinstance(cfg, BBBC039DatasetConfig):
+        return _bbbc039(cfg)
     raise UserError(f"dataset={cfg.name}: unknown dataset kind")
 
 
 def _synthetic(cfg: SyntheticDatasetConfig) -> Dataset:
-    shape = (cfg.height, cfg.width)
-    folder = synthetic.synthetic_folder(cfg.cache_dir, cfg.seed, shape)
+    shape = (cfg.height, cfg.width) if cfg.ndim == 2 else (cfg.depth, cfg.height, cfg.width)
+    z_ratio = cfg.z_step / cfg.pixel_size if cfg.z_step and cfg.pixel_size else 1.0
+    folder = synthetic.synthetic_folder(cfg.cache_dir, cfg.seed, shape, z_ratio)
     try:
-        paths = synthetic.ensure_frames(folder, cfg.seed, cfg.n_images, shape)
+        paths = synthetic.ensure_frames(folder, cfg.seed, cfg.n_images, shape, z_ratio)
     except OSError as exc:
         raise UserError(
             f"cannot write synthetic frames to {folder} ({exc.strerror}); "
@@ -105,6 +113,57 @@ def _tiff_glob(cfg: TiffGlobDatasetConfig) -> Dataset:
     return Dataset(records, columns)
 
 
+BBBC039_SPLITS = ("training", "validation", "test")
+# e.g. IXMtest_A02_s1_w1051DAE7F-7B5F-4A52-9D0C-9C6E5B1FB9B0.tif: well A02, site 1
+BBBC039_NAME = re.compile(r"_(?P<well>[A-P]\d{2})_s(?P<site>\d+)_")
+
+
+def _bbbc039_root(cfg: BBBC039DatasetConfig) -> Path:
+    root = Path(cfg.root).expanduser()
+    if not (root / "images").is_dir():
+        raise UserError(
+            f"dataset.root={cfg.root} has no images/ folder; point it at the unzipped BBBC039 "
+            "set (images/*.tif, masks/*.png, metadata/*.txt)"
+        )
+    if cfg.split != "all" and not (root / "metadata" / f"{cfg.split}.txt").is_file():
+        raise UserError(
+            f"dataset.split={cfg.split} needs {root / 'metadata' / f'{cfg.split}.txt'} "
+            "(the set's split files); use dataset.split=all without them"
+        )
+    return root
+
+
+def _bbbc039(cfg: BBBC039DatasetConfig) -> Dataset:
+    """BBBC039's own layout: masks matched by name, the split and the well/site as columns."""
+    root = _bbbc039_root(cfg).resolve()
+    split_of: dict[str, str] = {}
+    for split in BBBC039_SPLITS:
+        listing = root / "metadata" / f"{split}.txt"
+        if listing.is_file():  # one mask file name per line
+            split_of.update({image_id_of(n): split for n in listing.read_text().split()})
+    records = []
+    for path in sorted((root / "images").iterdir()):
+        if not path.name.lower().endswith((".tif", ".tiff")):
+            continue
+        image_id = image_id_of(path.name)
+        split = split_of.get(image_id)
+        if cfg.split != "all" and split != cfg.split:
+            continue
+        mask = root / "masks" / f"{image_id}.png"
+        name = BBBC039_NAME.search(path.name)
+        meta = (
+            ("split", split),
+            ("well", name["well"] if name else None),
+            ("site", name["site"] if name else None),
+        )
+        records.append(
+            ImageRecord(image_id, str(path), str(mask) if mask.is_file() else None, meta)
+        )
+    if not records:
+        raise UserError(f"dataset.root={cfg.root}: no images/*.tif in dataset.split={cfg.split}")
+    return Dataset(records, ["split", "well", "site"])
+
+
 def _metadata_pattern(regex: str | None) -> tuple[re.Pattern | None, list[str]]:
     if not regex:
         return None, []
@@ -124,7 +183,10 @@ def _metadata_pattern(regex: str | None) -> tuple[re.Pattern | None, list[str]]:
 
 
 def check(cfg: DatasetConfig) -> None:
-    """Cheap up-front checks (before anything is written): globs match, regex compiles."""
+    """Cheap up-front checks (before anything is written): globs match, regex compiles,
+    folders exist."""
+    if isinstance(cfg, BBBC039DatasetConfig):
+        _bbbc039_root(cfg)
     if isinstance(cfg, TiffGlobDatasetConfig):
         for key, pattern in (("path", cfg.path), ("masks", cfg.masks)):
             if (

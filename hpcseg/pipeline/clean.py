@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import disk
 
 
 def cross(ndim: int = 2) -> np.ndarray:
@@ -17,13 +16,21 @@ def open_mask(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     return ndi.binary_opening(mask, structure=footprint, border_value=0)
 
 
-def opening_footprint(kind: str, radius: int, ndim: int = 2) -> np.ndarray | None:
-    """Footprint for ``kind`` in {'none', 'cross', 'disk'}."""
+def opening_footprint(
+    kind: str, radius: int, spacing: tuple[float, ...] = (1.0, 1.0)
+) -> np.ndarray | None:
+    """Footprint for ``kind`` in {'none', 'cross', 'disk'}; one axis per ``spacing`` entry.
+
+    'disk' is every offset within ``radius`` in-plane pixels of the centre, measured with the
+    voxel spacing: skimage's ``disk(radius)`` in 2-D, a ball (flattened along a coarser z) in 3-D.
+    """
     if kind == "none":
         return None
     if kind == "cross":
-        return cross(ndim)
-    return disk(radius).astype(bool)
+        return cross(len(spacing))
+    reach = [int(radius // s) for s in spacing]
+    grid = np.ogrid[tuple(slice(-r, r + 1) for r in reach)]
+    return sum((g * s) ** 2 for g, s in zip(grid, spacing, strict=True)) <= radius**2
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

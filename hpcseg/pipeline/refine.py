@@ -13,8 +13,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from hpcseg.pipeline.sampling import window as window_size
 
-def local_background(intensity: np.ndarray, background: np.ndarray, size: int) -> np.ndarray:
+
+def local_background(
+    intensity: np.ndarray, background: np.ndarray, size: int | tuple[int, ...]
+) -> np.ndarray:
     """Mean of the background pixels in a ``size`` window around every pixel (normalised box
     filter), so objects do not pull the estimate up."""
     weights = background.astype(np.float32)
@@ -25,16 +29,24 @@ def local_background(intensity: np.ndarray, background: np.ndarray, size: int) -
 
 
 def refine_objects(
-    intensity: np.ndarray, labels: np.ndarray, fraction: float, margin: int = 3, window: int = 31
+    intensity: np.ndarray,
+    labels: np.ndarray,
+    fraction: float,
+    spacing: tuple[float, ...] | None = None,
+    margin: int = 3,
+    window: int = 31,
 ) -> np.ndarray:
-    """``labels`` with each object cut at its own fractional-height threshold."""
+    """``labels`` with each object cut at its own fractional-height threshold. ``margin`` and
+    ``window`` are in in-plane pixels (fewer planes along a coarser z, by ``spacing``)."""
     n = int(labels.max(initial=0))
     if n == 0:
         return labels.copy()
     foreground = labels > 0
-    near = ndi.maximum_filter(foreground, size=2 * margin + 1)  # a box dilation, O(1) per pixel
+    spacing = spacing or (1.0,) * labels.ndim
+    # a box dilation, O(1) per pixel
+    near = ndi.maximum_filter(foreground, size=window_size(margin, spacing))
     background = ~near
-    level_map = local_background(intensity, background, window)
+    level_map = local_background(intensity, background, window_size(window // 2, spacing))
     idx = np.flatnonzero(foreground)
     lab = labels.ravel()[idx]
     values = intensity.ravel()[idx].astype(np.float64)

@@ -11,7 +11,8 @@ from skimage.segmentation import clear_border
 
 from hpcseg.config import PipelineConfig
 from hpcseg.pipeline import clean, label, refine, smooth, split, threshold
-from hpcseg.pipeline.measure import image_summary, measure, physical_units
+from hpcseg.pipeline.measure import image_summary, measure
+from hpcseg.pipeline.sampling import Sampling
 
 STAGES = ("smooth", "threshold", "clean", "split", "refine", "label", "measure")
 
@@ -38,19 +39,31 @@ class _Timer:
         self._t = now
 
 
-def segment(
-    image: np.ndarray, cfg: PipelineConfig, pixel_size: float | None = None
-) -> Segmentation:
-    """smooth → threshold → clean → split → label → measure for one 2-D image.
+def min_object_size(cfg: PipelineConfig, ndim: int, sampling: Sampling) -> int:
+    """The size filter in pixels (voxels): ``clean.min_area``, raised by the µm² (2-D) or µm³
+    (3-D) filter when the pixel size is known."""
+    size = cfg.clean.min_area
+    microns = sampling.microns(ndim)
+    physical = cfg.clean.min_area_um2 if ndim == 2 else cfg.clean.min_volume_um3
+    if physical is not None and microns:
+        size = max(size, math.ceil(physical / math.prod(microns) - 1e-9))
+    return size
 
-    ``pixel_size`` (µm per pixel) turns ``clean.min_area_um2`` into pixels and adds µm columns.
+
+def segment(
+    image: np.ndarray, cfg: PipelineConfig, sampling: Sampling | None = None
+) -> Segmentation:
+    """smooth → threshold → clean → split → label → measure for one 2-D frame or 3-D stack.
+
+    ``sampling`` (µm per pixel, µm between planes) scales every length of a z-stack's stages to
+    its voxel spacing, turns the µm size filters into pixels and adds the µm columns.
     """
     timer = _Timer()
-    min_area = cfg.clean.min_area
-    if cfg.clean.min_area_um2 is not None and pixel_size:
-        min_area = max(min_area, math.ceil(cfg.clean.min_area_um2 / pixel_size**2))
+    sampling = sampling or Sampling()
+    spacing = sampling.spacing(image.ndim)
+    min_area = min_object_size(cfg, image.ndim, sampling)
     smoother = smooth.gaussian if cfg.smooth.method == "gaussian" else smooth.identity
-    smoothed = smoother(image, cfg.smooth.sigma, cfg.smooth.keep_dtype)
+    smoothed = smoother(image, cfg.smooth.sigma, cfg.smooth.keep_dtype, spacing)
     timer.lap("smooth")
 
     th = cfg.threshold
@@ -65,7 +78,7 @@ def segment(
     timer.lap("threshold")
 
     cl = cfg.clean
-    footprint = clean.opening_footprint(cl.opening, cl.opening_radius, mask.ndim)
+    footprint = clean.opening_footprint(cl.opening, cl.opening_radius, spacing)
     if footprint is not None:
         mask = clean.open_mask(mask, footprint)
     if cl.fill_holes:
@@ -76,12 +89,12 @@ def segment(
     def cut(objects: np.ndarray) -> np.ndarray:
         """Each object at its own threshold (no hole filling after: it would fill the gaps
         the refinement opened between nuclei)."""
-        refined = refine.refine_objects(smoothed, objects, cfg.refine.fraction) > 0
+        refined = refine.refine_objects(smoothed, objects, cfg.refine.fraction, spacing) > 0
         return clean.remove_small(refined, min_area, cfg.label.connectivity)
 
     def watershed(m: np.ndarray) -> np.ndarray:
         return split.watershed_split(
-            m, cfg.split.min_distance, cfg.split.smoothing, cfg.label.connectivity
+            m, cfg.split.min_distance, cfg.split.smoothing, cfg.label.connectivity, spacing
         )
 
     if cfg.refine.method == "components":
@@ -101,9 +114,7 @@ def segment(
         labels = label.raster_order(clear_border(labels))
     timer.lap("label")
 
-    objects = measure(labels, image, cfg.measure.shape_features)
-    if pixel_size:
-        objects.update(physical_units(objects, pixel_size))
+    objects = measure(labels, image, cfg.measure.shape_features, sampling.microns(image.ndim))
     summary = image_summary(labels, image, objects["area"])
     timer.lap("measure")
     return Segmentation(labels, objects, timer.seconds, value, summary)

@@ -6,9 +6,14 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from hpcseg.pipeline.sampling import per_axis, window
 
-def object_distance(components: np.ndarray, smoothing: float) -> np.ndarray:
-    """Each pixel's Euclidean distance to the edge of its own component, lightly smoothed.
+
+def object_distance(
+    components: np.ndarray, smoothing: float, spacing: tuple[float, ...] | None = None
+) -> np.ndarray:
+    """Each pixel's Euclidean distance (in in-plane pixels, through the voxel ``spacing``) to the
+    edge of its own component, lightly smoothed.
 
     Computed per component on its bounding box (other components count as background), so the
     cost follows the objects, not the frame.
@@ -19,16 +24,21 @@ def object_distance(components: np.ndarray, smoothing: float) -> np.ndarray:
             continue
         padded = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
         own = components[padded] == index
-        distance[padded][own] = ndi.distance_transform_edt(own)[own]
+        distance[padded][own] = ndi.distance_transform_edt(own, sampling=spacing)[own]
     if smoothing > 0:
         mask = components > 0
-        distance = ndi.gaussian_filter(distance, smoothing)
+        sigma = per_axis(smoothing, spacing) if spacing else smoothing
+        distance = ndi.gaussian_filter(distance, sigma)
         distance[~mask] = 0
     return distance
 
 
 def watershed_split(
-    mask: np.ndarray, min_distance: int, smoothing: float, connectivity: int = 1
+    mask: np.ndarray,
+    min_distance: int,
+    smoothing: float,
+    connectivity: int = 1,
+    spacing: tuple[float, ...] | None = None,
 ) -> np.ndarray:
     """Label ``mask`` with touching objects separated.
 
@@ -43,10 +53,11 @@ def watershed_split(
     components, n = ndi.label(mask, structure=structure)
     if n == 0:
         return components
-    distance = object_distance(components, smoothing)
-    # seeds: pixels that are the maximum of their (2 min_distance + 1) window; a plateau of
-    # equal maxima is one seed
-    size = 2 * min_distance + 1
+    spacing = spacing or (1.0,) * mask.ndim
+    distance = object_distance(components, smoothing, spacing)
+    # seeds: pixels that are the maximum of their window of min_distance either side (fewer
+    # planes along a coarser z); a plateau of equal maxima is one seed
+    size = window(min_distance, spacing)
     peaks = (distance == ndi.maximum_filter(distance, size=size)) & (distance > 0)
     seeds, n_seeds = ndi.label(peaks, structure=np.ones((3,) * mask.ndim, bool))
     if n_seeds == 0:
