@@ -61,7 +61,7 @@ def test_distance_map_is_measured_in_in_plane_pixels():
 
 
 def test_watershed_splits_touching_nuclei_in_3d():
-    image, truth = two_touching_ellipsoids(z_ratio=3.0)
+    _, truth = two_touching_ellipsoids(z_ratio=3.0)
     mask = truth > 0
     anisotropic = split.watershed_split(mask, 5, 1.0, spacing=(3.0, 1.0, 1.0))
     assert len(np.unique(anisotropic[anisotropic > 0])) == 2
@@ -111,11 +111,11 @@ def test_reader_takes_stacks_only_when_asked(tmp_path):
     tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
     tifffile.imwrite(tmp_path / "frame.tif", stack[0])
     assert read_image(str(tmp_path / "stack.tif"), 10**6, ndim=3).shape == (5, 32, 40)
-    with pytest.raises(ImageError, match="for z-stacks set dataset.ndim=3"):
+    with pytest.raises(ImageError, match=r"for z-stacks set dataset\.ndim=3"):
         read_image(str(tmp_path / "stack.tif"), 10**6)
     with pytest.raises(ImageError, match=r"expected a 3-D z-stack \(Z, Y, X"):
         read_image(str(tmp_path / "frame.tif"), 10**6, ndim=3)
-    with pytest.raises(ImageError, match="exceed dataset.max_pixels"):
+    with pytest.raises(ImageError, match=r"exceed dataset\.max_pixels"):
         read_image(str(tmp_path / "stack.tif"), 5 * 32 * 40 - 1, ndim=3)
 
 
