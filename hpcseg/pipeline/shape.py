@@ -97,35 +97,42 @@ def _euler_2d(labels: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 
 def euler_numbers(labels: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """skimage.measure.euler_number(object, connectivity=ndim) of every present label."""
+    """skimage.measure.euler_number(object, connectivity=ndim) of every present label.
+
+    skimage sums a coefficient per 2x2 (2x2x2) window configuration of the object's padded
+    crop. Here every window that holds an object pixel is visited once, and each label in it
+    counts the configuration of its own pixels there.
+    """
     ndim = labels.ndim
     if ndim == 2:
         return _euler_2d(labels, present)
     kernel, coefs = _EULER_KERNELS[ndim], _EULER_COEFS[ndim]
     padded = np.pad(labels, 1)
-    # window corner with bit b sits at (anchor - shift): the view of `padded` shifted that way
-    corners = sorted((int(kernel[tuple(i)]), tuple(int(s) - 1 for s in i))
+    flat = padded.ravel()
+    strides = np.array(padded.strides) // padded.itemsize
+    # the window corner with bit b lies at (anchor - shift), shift in {0, 1} per axis
+    corners = sorted((int(kernel[tuple(i)]), int(((i - 1) * strides).sum()))
                      for i in np.argwhere(kernel))  # fmt: skip
-    views = [
-        padded[tuple(slice(1 - s, padded.shape[a] - s) for a, s in enumerate(shift))]
-        for _, shift in corners
-    ]
+    objects = np.flatnonzero(flat)
+    touched = np.zeros(flat.shape, bool)
+    for _, offset in corners:
+        touched[objects + offset] = True
+    anchors = np.flatnonzero(touched)
+    values = [flat[anchors - offset] for _, offset in corners]
     n = int(labels.max(initial=0))
     total = np.zeros(n + 1, np.int64)
     for k, (bit, _) in enumerate(corners):
-        owner = views[k]
+        owner = values[k]
         counted = owner > 0  # each label once per window: at its first corner in bit order
-        for earlier in views[:k]:
+        for earlier in values[:k]:
             counted &= earlier != owner
         code = np.full(owner.shape, bit, np.int64)
-        for later_bit, later in zip((b for b, _ in corners[k + 1 :]), views[k + 1 :], strict=True):
+        for (later_bit, _), later in zip(corners[k + 1 :], values[k + 1 :], strict=True):
             code += later_bit * (later == owner)
         total += np.bincount(owner[counted], weights=coefs[code[counted]], minlength=n + 1).astype(
             np.int64
         )
-    if ndim == 3:
-        return np.trunc(0.125 * total[present]).astype(np.int64)
-    return total[present]
+    return np.trunc(0.125 * total[present]).astype(np.int64)  # skimage: int(0.125 * sum)
 
 
 def convex_areas(labels: np.ndarray, present: np.ndarray, boxes: list[tuple[slice, ...]]):
@@ -140,16 +147,34 @@ def _convex_volume(own: np.ndarray) -> int:
     """Voxels inside the hull of the object's voxel diamonds (as skimage's
     ``convex_hull_image``, which returns an empty hull for an object lying in one plane: here
     every voxel is offset instead, so flat objects get their true convex area)."""
-    coords = np.argwhere(own).astype(np.float64)
+    # the first and last voxel of every (z, y) line span the same hull as all voxels
+    lines = own.any(axis=-1)
+    first = np.argmax(own, axis=-1)[lines]
+    last = own.shape[-1] - 1 - np.argmax(own[..., ::-1], axis=-1)[lines]
+    zy = np.argwhere(lines)
+    coords = np.concatenate([np.c_[zy, first], np.c_[zy, last]]).astype(np.float64)
     with contextlib.suppress(QhullError):  # fewer than 4 voxels, or all in one plane
         coords = coords[ConvexHull(coords).vertices]  # fewer points before offsetting
     offsets = np.zeros((2 * own.ndim, own.ndim))
     for axis in range(own.ndim):
         offsets[2 * axis : 2 * axis + 2, axis] = (-0.5, 0.5)
     hull = ConvexHull(np.unique((coords[:, None, :] + offsets).reshape(-1, own.ndim), axis=0))
-    grid = np.indices(own.shape).reshape(own.ndim, -1)
-    inside = hull.equations[:, :-1] @ grid + hull.equations[:, -1:] < 1e-10
-    return int(inside.all(axis=0).sum())
+    return _count_in_hull_3d(hull.equations, own.shape)
+
+
+def _count_in_hull_3d(equations: np.ndarray, shape: tuple[int, ...], tol: float = 1e-10) -> int:
+    """Voxel centres p of the crop with ``a . p + d < tol`` for every facet (skimage's test),
+    counted as one x-interval per (z, y) line of the crop instead of voxel by voxel."""
+    zz, yy = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    rest = equations[:, :1] * zz.ravel() + equations[:, 1:2] * yy.ravel() + equations[:, 3:]
+    ax = equations[:, 2:3]
+    up, down = ax > 1e-12, ax < -1e-12  # the facet bounds x from above / below
+    bound = (tol - rest) / np.where(up | down, ax, 1.0)
+    hi = np.where(up, np.ceil(bound) - 1, np.inf).min(axis=0)  # x < bound
+    lo = np.where(down, np.floor(bound) + 1, -np.inf).max(axis=0)  # x > bound
+    blocked = (~(up | down) & (rest >= tol)).any(axis=0)  # a facet parallel to x, line outside
+    hi, lo = np.minimum(hi, shape[2] - 1), np.maximum(lo, 0)
+    return int(np.where(blocked, 0, np.maximum(hi - lo + 1, 0)).sum())
 
 
 def _row_ends(labels: np.ndarray, present: np.ndarray):
