@@ -79,7 +79,9 @@ def write_report(out_dir: str | Path, n_overlays: int = 3) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.scatter(area, mean, s=4, alpha=0.4)
-    ax.set(xlabel="area (pixels)", ylabel="mean intensity", title=f"{len(area)} objects")
+    ax.set(
+        xlabel="area (pixels; voxels in 3-D)", ylabel="mean intensity", title=f"{len(area)} objects"
+    )
     written.append(_save(fig, folder / "area_vs_mean_intensity.png"))
 
     features = [c for c in ("area", "mean_intensity", "centroid-0", "centroid-1")

@@ -4,12 +4,15 @@ Each equals what ``skimage.measure.regionprops`` computes on the object's own cr
 against it), without a per-object Python loop where the whole image can be processed at once:
 
 - perimeter: skimage's 4-neighbourhood border-pixel weighting, on the whole label image;
-- Euler number: skimage's 2x2(x2) configuration histogram, counted per label on the whole
-  image (a window holding several labels counts once for each, with that label's pixels only);
+- Euler number: in 2-D two neighbour counts per object (the only configurations with non-zero
+  coefficients); in 3-D skimage's 2x2x2 configuration histogram, counted per label over the
+  windows that touch objects (a window holding several labels counts once for each, with that
+  label's voxels only);
 - convex area: the hull of each object's row-end pixels (diamond corners, as skimage's
-  ``convex_hull_image``) from qhull, then the pixel centres inside or on it counted row by row in
-  exact integer arithmetic (the corners are half-integers, so doubled coordinates are integers).
-  3-D hulls: qhull per object, then the voxel centres inside it (as skimage).
+  ``convex_hull_image``) by a monotone chain run on all objects at once, then the pixel centres
+  inside or on it counted row by row in exact integer arithmetic (the corners are half-integers,
+  so doubled coordinates are integers). 3-D hulls: qhull per object, then the voxel centres
+  inside it counted line by line (skimage's test).
 """
 
 from __future__ import annotations
@@ -19,21 +22,18 @@ import math
 
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
-from skimage.measure._regionprops_utils import EULER_COEFS2D_8, EULER_COEFS3D_26
+from skimage.measure._regionprops_utils import EULER_COEFS3D_26
 
-# skimage.measure.euler_number's configuration kernels (a convolution) and coefficients for
-# connectivity = ndim, the one regionprops uses
-_EULER_KERNELS = {
-    2: np.array([[0, 0, 0], [0, 1, 4], [0, 2, 8]]),
-    3: np.array(
-        [
-            [[0, 0, 0], [0, 0, 0], [0, 0, 0]],
-            [[0, 0, 0], [0, 1, 4], [0, 2, 8]],
-            [[0, 0, 0], [0, 16, 64], [0, 32, 128]],
-        ]
-    ),
-}
-_EULER_COEFS = {2: np.asarray(EULER_COEFS2D_8, np.int64), 3: np.asarray(EULER_COEFS3D_26, np.int64)}
+# skimage.measure.euler_number's 3-D configuration kernel (a convolution) and coefficients for
+# connectivity 3, the one regionprops uses
+_EULER_KERNEL_3D = np.array(
+    [
+        [[0, 0, 0], [0, 0, 0], [0, 0, 0]],
+        [[0, 0, 0], [0, 1, 4], [0, 2, 8]],
+        [[0, 0, 0], [0, 16, 64], [0, 32, 128]],
+    ]
+)
+_EULER_COEFS_3D = np.asarray(EULER_COEFS3D_26, np.int64)
 
 
 def _neighbours(labels: np.ndarray):
@@ -99,14 +99,13 @@ def _euler_2d(labels: np.ndarray, present: np.ndarray) -> np.ndarray:
 def euler_numbers(labels: np.ndarray, present: np.ndarray) -> np.ndarray:
     """skimage.measure.euler_number(object, connectivity=ndim) of every present label.
 
-    skimage sums a coefficient per 2x2 (2x2x2) window configuration of the object's padded
-    crop. Here every window that holds an object pixel is visited once, and each label in it
-    counts the configuration of its own pixels there.
+    skimage sums a coefficient per 2x2x2 window configuration of the object's padded crop. Here
+    every window that holds an object voxel is visited once, and each label in it counts the
+    configuration of its own voxels there.
     """
-    ndim = labels.ndim
-    if ndim == 2:
+    if labels.ndim == 2:
         return _euler_2d(labels, present)
-    kernel, coefs = _EULER_KERNELS[ndim], _EULER_COEFS[ndim]
+    kernel, coefs = _EULER_KERNEL_3D, _EULER_COEFS_3D
     padded = np.pad(labels, 1)
     flat = padded.ravel()
     strides = np.array(padded.strides) // padded.itemsize
