@@ -111,6 +111,12 @@ class SplitMethod(StrEnum):
     watershed = "watershed"
 
 
+class Landscape(StrEnum):
+    distance = "distance"
+    intensity = "intensity"
+    distance_intensity = "distance_intensity"
+
+
 @dataclass
 class SmoothConfig:
     method: SmoothMethod = param(SmoothMethod.gaussian, "Denoising filter.")
@@ -154,7 +160,11 @@ class SplitConfig:
     min_distance: int = param(
         4, "watershed: minimum distance in pixels between nucleus centres (seeds).", ge=1, le=500
     )
-    smoothing: float = param(1.0, "watershed: Gaussian sigma applied to the distance map.", ge=0.0)
+    smoothing: float = param(1.0, "watershed: Gaussian sigma applied to the landscape.", ge=0.0)
+    landscape: Landscape = param(
+        Landscape.distance,
+        "watershed on: distance (to the object edge) | intensity | distance_intensity (both).",
+    )
 
 
 class RefineMethod(StrEnum):

@@ -37,6 +37,28 @@ def test_watershed_splits_two_touching_discs():
     assert labels[40, 30] != labels[40, 70]
 
 
+@pytest.mark.parametrize(
+    ("landscape", "objects"), [("distance", 1), ("intensity", 2), ("distance_intensity", 2)]
+)
+def test_intensity_landscape_splits_what_the_shape_cannot(landscape, objects):
+    """Two square nuclei side by side make one rectangle: its distance map has one ridge, but
+    each nucleus is brightest at its own centre."""
+    from hpcseg.evaluate import score
+
+    yy, xx = np.mgrid[:40, :64]
+    truth = np.zeros((40, 64), np.int32)
+    truth[10:30, 12:32], truth[10:30, 32:52] = 1, 2
+    image = 100 + sum(
+        1000 * np.exp(-((yy - 19.5) ** 2 + (xx - cx) ** 2) / 60) for cx in (21.5, 41.5)
+    )
+    labels = watershed_split(truth > 0, 4, 1.0, landscape=landscape, intensity=image)
+    assert len(np.unique(labels[labels > 0])) == objects
+    if objects == 2:
+        assert score(truth, labels)["f1_90"] == 1.0
+    with pytest.raises(ValueError, match="needs the intensity image"):
+        watershed_split(truth > 0, 4, 1.0, landscape="intensity")
+
+
 def test_nuclei_pipeline_splits_where_blog_merges(make_config):
     image = two_touching_nuclei()
     nuclei = segment(image, make_config().pipeline)

@@ -94,7 +94,13 @@ def segment(
 
     def watershed(m: np.ndarray) -> np.ndarray:
         return split.watershed_split(
-            m, cfg.split.min_distance, cfg.split.smoothing, cfg.label.connectivity, spacing
+            m,
+            cfg.split.min_distance,
+            cfg.split.smoothing,
+            cfg.label.connectivity,
+            spacing,
+            cfg.split.landscape.value,
+            smoothed,
         )
 
     if cfg.refine.method == "components":
