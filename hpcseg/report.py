@@ -35,9 +35,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def stretch(image: np.ndarray) -> np.ndarray:
-    """Contrast stretch to [0, 1] between the 1st and 99.5th percentiles."""
+def stretch(image: np.ndarray, objects: np.ndarray | None = None) -> np.ndarray:
+    """Contrast stretch to [0, 1] between the 1st and 99.5th percentiles (at least the 99th
+    percentile inside ``objects``, so sparse nuclei are not saturated)."""
     lo, hi = np.percentile(image, [1, 99.5])
+    if objects is not None and objects.any():
+        hi = max(hi, float(np.percentile(image[objects], 99)))
     return np.clip((image.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
 
 
@@ -45,7 +48,7 @@ def overlay(image: np.ndarray, predicted: np.ndarray, truth: np.ndarray | None) 
     """RGB picture: the stretched image in grey, true outlines green, predicted outlines red."""
     from skimage.segmentation import find_boundaries
 
-    grey = stretch(image)
+    grey = stretch(image, predicted > 0)
     rgb = np.stack([grey, grey, grey], axis=-1)
     if truth is not None:
         rgb[find_boundaries(truth, mode="inner")] = (0.1, 0.9, 0.1)
@@ -136,7 +139,10 @@ def _overlays(store: Store, rows, scored, folder: Path, n: int) -> list[Path]:
             image, predicted = image[z], predicted[z]
             truth = truth[z] if truth is not None else None
             plane = f", plane z={z}"
-        fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100 + 0.4))
+        zoom = max(1.0, 600 / max(image.shape))  # small images drawn at least 6 inches wide
+        fig, ax = plt.subplots(
+            figsize=(image.shape[1] * zoom / 100, image.shape[0] * zoom / 100 + 0.4)
+        )
         ax.imshow(overlay(image, predicted, truth))
         score = f", F1@0.7 {row['f1_70']:.2f}" if row.get("f1_70") is not None else ""
         ax.set_title(f"{row['image_id']}{score}{plane} (red: hpcseg, green: truth)", fontsize=8)
