@@ -176,7 +176,7 @@ def _count_in_hull_3d(equations: np.ndarray, shape: tuple[int, ...], tol: float 
     return int(np.where(blocked, 0, np.maximum(hi - lo + 1, 0)).sum())
 
 
-def _row_ends(labels: np.ndarray, present: np.ndarray):
+def _row_ends(labels: np.ndarray):
     """Per object and row: the first and last column of its pixels (raster order)."""
     width = labels.shape[1]
     flat = np.flatnonzero(labels)
@@ -190,41 +190,15 @@ def _row_ends(labels: np.ndarray, present: np.ndarray):
     return lab[first], row[first], flat[first] % width, flat[last] % width
 
 
-def _segmented_running_min(values: np.ndarray, segment: np.ndarray, reverse: bool = False):
-    """Minimum of the earlier (later, if ``reverse``) values of the same segment; +inf at a
-    segment's first (last) element. ``segment`` is non-decreasing; values are small integers."""
-    big = 4 * (int(np.abs(values).max(initial=0)) + 1)
-    if reverse:
-        key = (values + segment * big)[::-1].astype(np.float64)
-    else:
-        key = (values - segment * big).astype(np.float64)
-    running = np.r_[np.inf, np.minimum.accumulate(key)[:-1]]
-    seg = segment[::-1] if reverse else segment
-    running[np.r_[True, seg[1:] != seg[:-1]]] = np.inf
-    running = running + (-seg * big if reverse else seg * big)
-    return running[::-1] if reverse else running
-
-
 def _hull_candidates(obj: np.ndarray, row: np.ndarray, left: np.ndarray, right: np.ndarray):
-    """Doubled coordinates of the diamond corners of the row ends that can be hull vertices,
-    and their object. A row's left end is inside the hull when rows above and below both
-    reach at least as far left (and the same on the right), so only the others are kept."""
-    keep_left = (_segmented_running_min(left, obj) > left) | (
-        _segmented_running_min(left, obj, reverse=True) > left
-    )
-    keep_right = (_segmented_running_min(-right, obj) > -right) | (
-        _segmented_running_min(-right, obj, reverse=True) > -right
-    )
+    """Doubled coordinates of the diamond corners of every row's end pixels (the hull of these
+    is the hull of all the object's pixel diamonds), and their object."""
     r2, lc2, rc2 = 2 * row, 2 * left, 2 * right
-    parts = [
-        (np.c_[r2 - 1, lc2], keep_left), (np.c_[r2 + 1, lc2], keep_left),
-        (np.c_[r2, lc2 - 1], keep_left), (np.c_[r2 - 1, rc2], keep_right),
-        (np.c_[r2 + 1, rc2], keep_right), (np.c_[r2, rc2 + 1], keep_right),
+    corners = [
+        np.c_[r2 - 1, lc2], np.c_[r2 + 1, lc2], np.c_[r2, lc2 - 1],
+        np.c_[r2 - 1, rc2], np.c_[r2 + 1, rc2], np.c_[r2, rc2 + 1],
     ]  # fmt: skip
-    points = np.concatenate([xy[keep] for xy, keep in parts])
-    owner = np.concatenate([obj[keep] for _, keep in parts])
-    order = np.argsort(owner, kind="stable")
-    return points[order], owner[order]
+    return np.concatenate(corners), np.tile(obj, len(corners))
 
 
 def _chain(points: np.ndarray, owner: np.ndarray, turn: int):
@@ -253,7 +227,7 @@ def _chain(points: np.ndarray, owner: np.ndarray, turn: int):
 def _convex_areas_2d(labels: np.ndarray, present: np.ndarray) -> np.ndarray:
     if not len(present):
         return np.zeros(0)
-    obj, row, left, right = _row_ends(labels, present)
+    obj, row, left, right = _row_ends(labels)
     points, owner = _hull_candidates(obj, row, left, right)
     order = np.lexsort((points[:, 1], points[:, 0], owner))
     points, owner = points[order], owner[order]

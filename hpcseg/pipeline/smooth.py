@@ -19,7 +19,7 @@ def gaussian(
     """
     if sigma <= 0:
         return image if keep_dtype else image.astype(np.float32)
-    if spacing is not None and any(s != 1 for s in spacing):
+    if spacing is not None:
         sigma = per_axis(sigma, spacing)
     if keep_dtype:
         return ndi.gaussian_filter(image, sigma, mode="reflect", truncate=4.0)

@@ -33,9 +33,6 @@ def object_distance(
     return distance
 
 
-LANDSCAPES = ("distance", "intensity", "distance_intensity")
-
-
 def landscape_map(
     kind: str,
     components: np.ndarray,
@@ -91,11 +88,11 @@ def watershed_split(
     if n == 0:
         return components
     spacing = spacing or (1.0,) * mask.ndim
-    distance = landscape_map(landscape, components, smoothing, spacing, intensity)
+    height = landscape_map(landscape, components, smoothing, spacing, intensity)
     # seeds: pixels that are the maximum of their window of min_distance either side (fewer
     # planes along a coarser z); a plateau of equal maxima is one seed
     size = window(min_distance, spacing)
-    peaks = (distance == ndi.maximum_filter(distance, size=size)) & (distance > 0)
+    peaks = (height == ndi.maximum_filter(height, size=size)) & (height > 0)
     seeds, n_seeds = ndi.label(peaks, structure=np.ones((3,) * mask.ndim, bool))
     if n_seeds == 0:
         return components
@@ -114,6 +111,6 @@ def watershed_split(
         lut = np.zeros(int(n_seeds) + 1, np.int32)
         lut[ids] = np.arange(next_label, next_label + len(ids))
         next_label += len(ids)
-        split = watershed(-distance[box], lut[local], mask=own, connectivity=connectivity)
+        split = watershed(-height[box], lut[local], mask=own, connectivity=connectivity)
         labels[box][own] = split[own]
     return labels
