@@ -17,11 +17,11 @@ import warnings
 import numpy as np
 from skimage.measure import regionprops_table
 
-from hpcseg.config import PipelineConfig
+from hpcseg.config.schemas import PipelineConfig
 from hpcseg.data.synthetic import synthetic_frame, synthetic_stack
 from hpcseg.pipeline.measure import measure
-from hpcseg.pipeline.run import segment
 from hpcseg.pipeline.sampling import Sampling
+from hpcseg.pipeline.segment import segment
 
 BASIC = ("label", "area", "bbox", "centroid", "centroid_weighted", "mean_intensity",
          "intensity_min", "intensity_max", "intensity_std", "equivalent_diameter_area", "extent",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hpcseg.config import PipelineConfig
+from hpcseg.config.schemas import PipelineConfig
 from hpcseg.data.synthetic import synthetic_frame
-from hpcseg.pipeline.run import segment
+from hpcseg.pipeline.segment import segment
 
 
 def main() -> None:

@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from distributed import Client, LocalCluster
+from skimage.draw import disk
 
-from hpcseg.cli import load_config
-from hpcseg.config import register_configs
+from hpcseg.config.compose import load_config, register_configs
+from hpcseg.run.job import preflight
 
 register_configs()
 
@@ -27,8 +29,15 @@ def synthetic_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def make_config():
-    """``make_config("pipeline=blog2021", ...)`` → validated Config dataclasses."""
-    return lambda *overrides: load_config(list(overrides))
+    """``make_config("pipeline=blog2021", ...)`` → validated and preflighted Config dataclasses,
+    as the command line gets them."""
+
+    def make(*overrides: str):
+        cfg = load_config(list(overrides))
+        preflight(cfg)
+        return cfg
+
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +52,7 @@ def client():
 
 def stored_rows(out: Path | str, table: str, ignore: tuple[str, ...] = ()) -> list[tuple]:
     """The rows of one output table, sorted, without run-dependent columns (timings, host)."""
-    from hpcseg.store import Store
+    from hpcseg.results.store import Store
 
     store = Store(out)
     t = store.read_objects() if table == "objects" else store.read_images()
@@ -89,3 +98,12 @@ def run_cli(
         timeout=timeout,
         env=os.environ.copy(),
     )
+
+
+def two_touching_nuclei() -> np.ndarray:
+    """Two bright overlapping discs on a flat background (a frame the blog merges)."""
+    image = np.full((80, 100), 100, np.uint16)
+    for centre in ((40, 36), (40, 63)):  # radius 15, centres 27 apart: they overlap
+        rr, cc = disk(centre, 15)
+        image[rr, cc] = 1000
+    return image

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, stored_rows
 
-from hpcseg.store import Store
+from hpcseg.results.store import Store
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

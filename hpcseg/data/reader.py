@@ -57,7 +57,7 @@ def check_layout(
         raise ImageError(
             f"{n_pixels} pixels exceed dataset.max_pixels={max_pixels}; raise it if intended"
         )
-    if dtype.kind not in "uif" or dtype.kind == "b":
+    if dtype.kind not in "uif":  # bool ("b"), complex, strings, objects
         raise ImageError(f"pixel type {dtype} is not a grey-level number type")
     if require_integer and dtype.kind == "f":
         raise ImageError(

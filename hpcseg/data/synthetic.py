@@ -18,11 +18,28 @@ import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 
-from hpcseg.atomic import atomic_path
+from hpcseg.results.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 2
+
+
+def _texture_and_levels(rng: np.random.Generator, shape: tuple[int, ...], strength: float):
+    """Chromatin-like texture (relative, std ``strength``), the photons at a nucleus and the
+    background level, drawn in this order (the frames depend on it)."""
+    texture = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 2.0)
+    texture *= strength / max(float(texture.std()), 1e-6)
+    peak = 10 ** rng.uniform(math.log10(300.0), math.log10(3000.0))  # photons at a nucleus
+    background = 10 ** rng.uniform(math.log10(20.0), math.log10(200.0))
+    return texture, peak, background
+
+
+def _camera(rng: np.random.Generator, signal: np.ndarray) -> np.ndarray:
+    """Expected photons → 16-bit counts: Poisson shot noise, Gaussian read noise, offset 100."""
+    counts = rng.poisson(np.clip(signal, 0, None)).astype(np.float32)
+    counts += rng.normal(0.0, 4.0, size=signal.shape).astype(np.float32) + 100.0
+    return np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
 
 
 def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
@@ -81,10 +98,7 @@ def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
         profile[y0:y1, x0:x1][new] = dome[new]
         placed.append((cy, cx, semi_major))
 
-    texture = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 2.0)
-    texture *= 0.2 / max(float(texture.std()), 1e-6)
-    peak = 10 ** rng.uniform(math.log10(300.0), math.log10(3000.0))  # photons at a nucleus
-    background = 10 ** rng.uniform(math.log10(20.0), math.log10(200.0))
+    texture, peak, background = _texture_and_levels(rng, shape, 0.2)
     gy, gx = rng.uniform(-1.0, 1.0, size=2)
     ramp_y = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None] * gy
     ramp_x = np.linspace(-0.5, 0.5, width, dtype=np.float32)[None, :] * gx
@@ -94,10 +108,7 @@ def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
     uneven = 1.0 + 0.35 * uneven / max(float(np.abs(uneven).max()), 1e-6)  # 0.65 .. 1.35
     signal = illumination * (background * uneven + peak * profile * (1.0 + texture))
     signal = ndi.gaussian_filter(signal, 1.2)
-    counts = rng.poisson(np.clip(signal, 0, None)).astype(np.float32)
-    counts += rng.normal(0.0, 4.0, size=shape).astype(np.float32) + 100.0  # camera offset
-    image = np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
-    return image, mask
+    return _camera(rng, signal), mask
 
 
 def synthetic_stack(
@@ -157,15 +168,10 @@ def synthetic_stack(
         profile[box][new] = dome[new]
         placed.append((centre, float(semi[1])))
 
-    texture = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 2.0)
-    texture *= 0.15 / max(float(texture.std()), 1e-6)
-    peak = 10 ** rng.uniform(math.log10(300.0), math.log10(3000.0))
-    background = 10 ** rng.uniform(math.log10(20.0), math.log10(200.0))
+    texture, peak, background = _texture_and_levels(rng, shape, 0.15)
     signal = background + peak * profile * (1.0 + texture)
     signal = ndi.gaussian_filter(signal, (2.0 / z_ratio, 1.2, 1.2))  # axial blur is larger
-    counts = rng.poisson(np.clip(signal, 0, None)).astype(np.float32)
-    counts += rng.normal(0.0, 4.0, size=shape).astype(np.float32) + 100.0
-    return np.clip(np.rint(counts), 0, 65535).astype(np.uint16), mask
+    return _camera(rng, signal), mask
 
 
 def default_cache_dir() -> Path:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
+import scipy.ndimage
+
+from hpcseg.pipeline.backend import backend_of
 
 
 def cross(ndim: int = 2) -> np.ndarray:
-    """The cross (edge-neighbour) structuring element."""
-    return ndi.generate_binary_structure(ndim, 1)
+    """The cross (edge-neighbour) structuring element (a small host-side constant)."""
+    return scipy.ndimage.generate_binary_structure(ndim, 1)
 
 
-def open_mask(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+def open_mask(mask, footprint: np.ndarray):
     """Binary opening with border value 0 (as ``dask_image.ndmorph.binary_opening``)."""
-    return ndi.binary_opening(mask, structure=footprint, border_value=0)
+    be = backend_of(mask)
+    return be.ndimage.binary_opening(mask, structure=be.xp.asarray(footprint), border_value=0)
 
 
 def opening_footprint(
@@ -33,30 +36,32 @@ def opening_footprint(
     return sum((g * s) ** 2 for g, s in zip(grid, spacing, strict=True)) <= radius**2
 
 
-def fill_holes(mask: np.ndarray) -> np.ndarray:
+def fill_holes(mask):
     """Fill background regions not connected to the image border (edge-connected background).
 
     Same result as ``scipy.ndimage.binary_fill_holes`` (tested), by one labelling of the
     background instead of iterated dilations: several times faster on whole frames.
     """
-    background, n = ndi.label(~mask)
+    be = backend_of(mask)
+    background, n = be.ndimage.label(~mask)
     if n == 0:
         return mask.copy()
-    border = np.zeros(n + 1, bool)
+    border = be.xp.zeros(int(n) + 1, bool)
     for axis in range(mask.ndim):
-        border[np.take(background, 0, axis=axis)] = True
-        border[np.take(background, -1, axis=axis)] = True
+        border[be.xp.take(background, 0, axis=axis)] = True
+        border[be.xp.take(background, -1, axis=axis)] = True
     border[0] = True  # label 0 is the mask itself
     return mask | ~border[background]
 
 
-def remove_small(mask: np.ndarray, min_area: int, connectivity: int = 1) -> np.ndarray:
+def remove_small(mask, min_area: int, connectivity: int = 1):
     """Drop connected components with fewer than ``min_area`` pixels."""
     if min_area <= 1 or not mask.any():
         return mask
-    structure = ndi.generate_binary_structure(mask.ndim, connectivity)
-    labels, _ = ndi.label(mask, structure=structure)
-    sizes = np.bincount(labels.ravel())
+    be = backend_of(mask)
+    structure = be.ndimage.generate_binary_structure(mask.ndim, connectivity)
+    labels, _ = be.ndimage.label(mask, structure=structure)
+    sizes = be.xp.bincount(labels.ravel())
     keep = sizes >= min_area
     keep[0] = False
     return keep[labels]

@@ -10,6 +10,10 @@ Column names and values follow ``skimage.measure.regionprops_table`` (tested aga
 
 Given the voxel size in µm, physical columns are added: ``centroid-*_um``, ``area_um2`` (2-D) or
 ``volume_um3`` (3-D) and ``*_um`` lengths, equal to regionprops with ``spacing=`` (tested).
+
+Everything but the shape features comes from mergeable per-label sums
+(:mod:`hpcseg.pipeline.moments`): :func:`from_moments` turns the sums of a whole image, or the
+merged sums of its chunks, into the columns.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from hpcseg.pipeline import shape
+from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.moments import LabelMoments, label_moments
 
 BASIC_COLUMNS = (
     "label", "area", "mean_intensity", "intensity_integrated", "intensity_min", "intensity_max",
@@ -28,6 +33,11 @@ BASIC_COLUMNS = (
 AXIS_COLUMNS = ("axis_major_length", "axis_minor_length")
 ANGLE_COLUMNS_2D = ("eccentricity", "orientation")
 LENGTH_COLUMNS = ("equivalent_diameter_area", *AXIS_COLUMNS, "perimeter")
+
+
+def shape_feature_columns(ndim: int) -> list[str]:
+    """The columns that need each object's whole pixel set (not mergeable sums)."""
+    return ["perimeter", "euler_number", "solidity"] if ndim == 2 else ["euler_number", "solidity"]
 
 
 def column_names(ndim: int, shape_features: bool, physical: bool = False) -> list[str]:
@@ -40,9 +50,7 @@ def column_names(ndim: int, shape_features: bool, physical: bool = False) -> lis
     if ndim == 2:
         names += ANGLE_COLUMNS_2D
     if shape_features:
-        names += (
-            ["perimeter", "euler_number", "solidity"] if ndim == 2 else ["euler_number", "solidity"]
-        )
+        names += shape_feature_columns(ndim)
     if physical:
         names += physical_unit_columns(names, ndim)
     return names
@@ -56,147 +64,145 @@ def physical_unit_columns(names: list[str], ndim: int) -> list[str]:
     return out
 
 
-def image_summary(labels: np.ndarray, intensity: np.ndarray, areas: np.ndarray) -> dict:
+def image_summary(labels, intensity, areas) -> dict:
     """Per-image values: total and mean object area, background level (median outside objects,
     from every 4th background pixel)."""
+    xp = backend_of(labels).xp
     outside = intensity[labels == 0][::4]
     return {
         "area_total": int(areas.sum()),
         "area_mean": float(areas.mean()) if len(areas) else None,
-        "background": float(np.median(outside)) if outside.size else None,
+        "background": float(xp.median(outside)) if outside.size else None,
     }
 
 
-def _min_max(values: np.ndarray, lab: np.ndarray, present: np.ndarray):
-    """Per-object minimum and maximum from one stable sort by label."""
-    order = np.argsort(lab, kind="stable")
-    sorted_values = values[order]
-    starts = np.searchsorted(lab[order], present)
-    return np.minimum.reduceat(sorted_values, starts), np.maximum.reduceat(sorted_values, starts)
-
-
 def measure(
-    labels: np.ndarray,
-    intensity: np.ndarray,
+    labels,
+    intensity,
     shape_features: bool = False,
     microns: tuple[float, ...] | None = None,
-) -> dict[str, np.ndarray]:
+) -> dict:
     """One entry per object label 1..labels.max() present in ``labels``.
 
     ``microns``: the voxel size in µm along each axis; adds the physical columns.
     """
-    ndim = labels.ndim
-    n = int(labels.max()) if labels.size else 0
-    foreground = np.flatnonzero(labels)  # work on object pixels only
-    lab = labels.ravel()[foreground]
-    area = np.bincount(lab, minlength=n + 1)
-    present = np.nonzero(area[1:])[0] + 1
-    count = area[present].astype(np.float64)
-    out: dict[str, np.ndarray] = {"label": present.astype(np.int32)}
-    out["area"] = area[present].astype(np.int64)
+    moments = label_moments(labels, intensity)
+    out = from_moments(moments, labels.shape, microns)
+    if shape_features:
+        out.update(shape_columns(labels, moments))
+        if microns is not None and "perimeter" in out:  # 2-D pixels are square
+            out["perimeter_um"] = out["perimeter"] * float(microns[0])
+    return {
+        name: out[name] for name in column_names(labels.ndim, shape_features, microns is not None)
+    }
 
-    def per_object(weights: np.ndarray) -> np.ndarray:
-        return np.bincount(lab, weights=weights, minlength=n + 1)[present]
 
-    # sums of integer pixels in float64 are exact below 2**53, so this equals np.mean per object
-    values = intensity.ravel()[foreground].astype(np.float64)
-    total = per_object(values)
+def shape_columns(labels, moments: LabelMoments) -> dict:
+    """Perimeter (2-D), Euler number and solidity of the labels in ``moments`` (CPU: qhull)."""
+    be = backend_of(labels)
+    host = be.to_host(labels)
+    present = be.to_host(moments.label)
+    starts, stops = be.to_host(moments.bbox_start), be.to_host(moments.bbox_stop)
+    boxes = [tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+             for lo, hi in zip(starts, stops, strict=True)]  # fmt: skip
+    n = int(host.max()) if host.size else 0
+    out = {}
+    if host.ndim == 2:
+        out["perimeter"] = shape.perimeter_2d(host, n)[present]
+    out["euler_number"] = shape.euler_numbers(host, present)
+    out["solidity"] = be.to_host(moments.count) / shape.convex_areas(host, present, boxes)
+    return {k: be.xp.asarray(v) for k, v in out.items()}
+
+
+def from_moments(
+    moments: LabelMoments, image_shape: tuple[int, ...], microns: tuple[float, ...] | None = None
+) -> dict:
+    """The mergeable columns (all but the shape features) from per-label sums."""
+    xp = backend_of(moments.label).xp
+    ndim = moments.ndim
+    count = moments.count.astype(xp.float64)
+    total = moments.intensity_sum
+    out: dict = {"label": moments.label.astype(xp.int32), "area": moments.count.astype(xp.int64)}
     out["mean_intensity"] = total / count
     out["intensity_integrated"] = total
-    if len(present):
-        out["intensity_min"], out["intensity_max"] = _min_max(values, lab, present)
-    else:
-        out["intensity_min"] = out["intensity_max"] = np.zeros(0)
-    mean_at = np.zeros(n + 1)
-    mean_at[present] = out["mean_intensity"]
-    deviation = values - mean_at[lab]
-    out["intensity_std"] = np.sqrt(per_object(deviation * deviation) / count)
-
-    coords = [c.astype(np.float64) for c in np.unravel_index(foreground, labels.shape)]
-    sums = [per_object(c) for c in coords]
+    out["intensity_min"] = moments.intensity_min
+    out["intensity_max"] = moments.intensity_max
+    out["intensity_std"] = xp.sqrt(moments.intensity_m2 / count)
     for axis in range(ndim):
-        out[f"centroid-{axis}"] = sums[axis] / count
+        out[f"centroid-{axis}"] = moments.coord_sum[:, axis] / count
     with np.errstate(divide="ignore", invalid="ignore"):  # an all-zero object has no weights
         for axis in range(ndim):
-            out[f"centroid_weighted-{axis}"] = per_object(coords[axis] * values) / total
-
-    slices = ndi.find_objects(labels)
-    starts = np.array([[slices[i - 1][a].start for a in range(ndim)] for i in present], np.int64)
-    stops = np.array([[slices[i - 1][a].stop for a in range(ndim)] for i in present], np.int64)
-    starts = starts.reshape(-1, ndim)
-    stops = stops.reshape(-1, ndim)
+            out[f"centroid_weighted-{axis}"] = moments.weighted_coord_sum[:, axis] / total
+    starts, stops = moments.bbox_start, moments.bbox_stop
     for axis in range(ndim):
         out[f"bbox-{axis}"] = starts[:, axis]
     for axis in range(ndim):
         out[f"bbox-{axis + ndim}"] = stops[:, axis]
     out["equivalent_diameter_area"] = (2 * ndim * count / math.pi) ** (1 / ndim)
-    out["extent"] = count / np.prod(stops - starts, axis=1)
-    out["touches_border"] = np.any((starts == 0) | (stops == np.array(labels.shape)), axis=1)
-
-    cov = _covariances(coords, sums, per_object, count)
+    out["extent"] = count / xp.prod(stops - starts, axis=1)
+    out["touches_border"] = xp.any((starts == 0) | (stops == xp.asarray(image_shape)), axis=1)
+    cov = _covariances(moments, count)
     out.update(_axes(cov))
-    if shape_features:
-        boxes = [slices[i - 1] for i in present]
-        if ndim == 2:
-            out["perimeter"] = shape.perimeter_2d(labels, n)[present]
-        out["euler_number"] = shape.euler_numbers(labels, present)
-        out["solidity"] = count / shape.convex_areas(labels, present, boxes)
     if microns is not None:
         out.update(_physical(out, cov, count, microns))
-    return {name: out[name] for name in column_names(ndim, shape_features, microns is not None)}
+    return out
 
 
-def _covariances(coords, sums, per_object, count: np.ndarray) -> np.ndarray:
+def _covariances(moments: LabelMoments, count):
     """Per-object covariance matrices of the pixel coordinates, shape (objects, ndim, ndim),
     from exact integer sums (so symmetric objects stay exactly symmetric)."""
-    ndim = len(coords)
-    cov = np.empty((len(count), ndim, ndim))
+    xp = backend_of(count).xp
+    ndim = moments.ndim
+    sums, products = moments.coord_sum, moments.coord_products
+    cov = xp.empty((len(count), ndim, ndim))
     for i in range(ndim):
         for j in range(i, ndim):
-            cross = per_object(coords[i] * coords[j])
-            cov[:, i, j] = cov[:, j, i] = (count * cross - sums[i] * sums[j]) / (count * count)
+            cross = products[:, i, j]
+            cov[:, i, j] = cov[:, j, i] = (count * cross - sums[:, i] * sums[:, j]) / (
+                count * count
+            )
     return cov
 
 
-def _axes(cov: np.ndarray) -> dict[str, np.ndarray]:
+def _axes(cov) -> dict:
     """regionprops' axis lengths (and in 2-D eccentricity and orientation) from the inertia
     tensor ``trace(cov) I - cov``."""
+    xp = backend_of(cov).xp
     ndim = cov.shape[1]
     if ndim == 2:
         mu20, mu02, mu11 = cov[:, 0, 0], cov[:, 1, 1], cov[:, 0, 1]
         a, b, d = mu02, -mu11, mu20  # skimage's inertia tensor [[a, b], [b, d]]
-        half = np.sqrt(((a - d) / 2) ** 2 + b * b)
-        l1 = np.maximum((a + d) / 2 + half, 0)
-        l2 = np.maximum((a + d) / 2 - half, 0)
-        out = {"axis_major_length": 4 * np.sqrt(l1), "axis_minor_length": 4 * np.sqrt(l2)}
+        half = xp.sqrt(((a - d) / 2) ** 2 + b * b)
+        l1 = xp.maximum((a + d) / 2 + half, 0)
+        l2 = xp.maximum((a + d) / 2 - half, 0)
+        out = {"axis_major_length": 4 * xp.sqrt(l1), "axis_minor_length": 4 * xp.sqrt(l2)}
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["eccentricity"] = np.where(l1 == 0, 0.0, np.sqrt(np.maximum(1 - l2 / l1, 0)))
-        orientation = 0.5 * np.arctan2(-2 * b, d - a)
+            out["eccentricity"] = xp.where(l1 == 0, 0.0, xp.sqrt(xp.maximum(1 - l2 / l1, 0)))
+        orientation = 0.5 * xp.arctan2(-2 * b, d - a)
         symmetric = (a - d) == 0
-        out["orientation"] = np.where(
-            symmetric, np.where(b < 0, math.pi / 4, -math.pi / 4), orientation
+        out["orientation"] = xp.where(
+            symmetric, xp.where(b < 0, math.pi / 4, -math.pi / 4), orientation
         )
         return out
-    tensor = np.trace(cov, axis1=1, axis2=2)[:, None, None] * np.eye(ndim) - cov
-    ev = np.clip(np.linalg.eigvalsh(tensor), 0, None)[:, ::-1] if len(cov) else np.zeros((0, 3))
+    tensor = xp.trace(cov, axis1=1, axis2=2)[:, None, None] * xp.eye(ndim) - cov
+    ev = xp.clip(xp.linalg.eigvalsh(tensor), 0, None)[:, ::-1] if len(cov) else xp.zeros((0, 3))
     return {
-        "axis_major_length": np.sqrt(np.maximum(10 * (ev[:, 0] + ev[:, 1] - ev[:, 2]), 0)),
-        "axis_minor_length": np.sqrt(np.maximum(10 * (-ev[:, 0] + ev[:, 1] + ev[:, 2]), 0)),
+        "axis_major_length": xp.sqrt(xp.maximum(10 * (ev[:, 0] + ev[:, 1] - ev[:, 2]), 0)),
+        "axis_minor_length": xp.sqrt(xp.maximum(10 * (-ev[:, 0] + ev[:, 1] + ev[:, 2]), 0)),
     }
 
 
-def _physical(out: dict, cov: np.ndarray, count: np.ndarray, microns) -> dict[str, np.ndarray]:
+def _physical(out: dict, cov, count, microns) -> dict:
     """µm columns: scaled centroids, the physical area or volume, and lengths from the
     covariances of the scaled coordinates (exact for anisotropic voxels, as regionprops)."""
+    xp = backend_of(count).xp
     ndim = len(microns)
-    scale = np.asarray(microns, np.float64)
+    scale = xp.asarray(microns, dtype=xp.float64)
     phys = {f"centroid-{a}_um": out[f"centroid-{a}"] * scale[a] for a in range(ndim)}
-    size = count * float(np.prod(scale))
+    size = count * float(xp.prod(scale))
     phys["area_um2" if ndim == 2 else "volume_um3"] = size
     phys["equivalent_diameter_area_um"] = (2 * ndim * size / math.pi) ** (1 / ndim)
-    axes = _axes(cov * np.outer(scale, scale))
+    axes = _axes(cov * xp.outer(scale, scale))
     for name in AXIS_COLUMNS:
         phys[f"{name}_um"] = axes[name]
-    if "perimeter" in out:  # 2-D pixels are square (dataset.pixel_size is one number)
-        phys["perimeter_um"] = out["perimeter"] * scale[0]
     return phys

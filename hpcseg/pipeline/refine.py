@@ -10,34 +10,34 @@ background pixels in a window). Vectorised over all objects: bincounts and box f
 
 from __future__ import annotations
 
-import numpy as np
-from scipy import ndimage as ndi
-
+from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.sampling import window as window_size
 
 
-def local_background(
-    intensity: np.ndarray, background: np.ndarray, size: int | tuple[int, ...]
-) -> np.ndarray:
+def local_background(intensity, background, size: int | tuple[int, ...]):
     """Mean of the background pixels in a ``size`` window around every pixel (normalised box
     filter), so objects do not pull the estimate up."""
-    weights = background.astype(np.float32)
-    level = ndi.uniform_filter(intensity.astype(np.float32) * weights, size)
+    be = backend_of(intensity)
+    xp, ndi = be.xp, be.ndimage
+    weights = background.astype(xp.float32)
+    level = ndi.uniform_filter(intensity.astype(xp.float32) * weights, size)
     norm = ndi.uniform_filter(weights, size)
     fallback = float(intensity[background].mean()) if background.any() else 0.0
-    return np.where(norm > 1e-3, level / np.maximum(norm, 1e-3), fallback)
+    return xp.where(norm > 1e-3, level / xp.maximum(norm, 1e-3), fallback)
 
 
 def refine_objects(
-    intensity: np.ndarray,
-    labels: np.ndarray,
+    intensity,
+    labels,
     fraction: float,
     spacing: tuple[float, ...] | None = None,
     margin: int = 3,
     window: int = 31,
-) -> np.ndarray:
+):
     """``labels`` with each object cut at its own fractional-height threshold. ``margin`` and
     ``window`` are in in-plane pixels (fewer planes along a coarser z, by ``spacing``)."""
+    be = backend_of(labels)
+    xp, ndi = be.xp, be.ndimage
     n = int(labels.max(initial=0))
     if n == 0:
         return labels.copy()
@@ -47,18 +47,18 @@ def refine_objects(
     near = ndi.maximum_filter(foreground, size=window_size(margin, spacing))
     background = ~near
     level_map = local_background(intensity, background, window_size(window // 2, spacing))
-    idx = np.flatnonzero(foreground)
+    idx = xp.flatnonzero(foreground)
     lab = labels.ravel()[idx]
-    values = intensity.ravel()[idx].astype(np.float64)
-    counts = np.maximum(np.bincount(lab, minlength=n + 1), 1)
-    mean = np.bincount(lab, weights=values, minlength=n + 1) / counts
-    spread = np.sqrt(
-        np.maximum(np.bincount(lab, weights=values**2, minlength=n + 1) / counts - mean**2, 0)
+    values = intensity.ravel()[idx].astype(xp.float64)
+    counts = xp.maximum(xp.bincount(lab, minlength=n + 1), 1)
+    mean = xp.bincount(lab, weights=values, minlength=n + 1) / counts
+    spread = xp.sqrt(
+        xp.maximum(xp.bincount(lab, weights=values**2, minlength=n + 1) / counts - mean**2, 0)
     )
     peak = mean + 1.28 * spread
-    level = np.bincount(lab, weights=level_map.ravel()[idx], minlength=n + 1) / counts
+    level = xp.bincount(lab, weights=level_map.ravel()[idx], minlength=n + 1) / counts
     cut = level + fraction * (peak - level)
     keep = values > cut[lab]
-    out = np.zeros_like(labels)
+    out = xp.zeros_like(labels)
     out.ravel()[idx[keep]] = lab[keep]
     return out

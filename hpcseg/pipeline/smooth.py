@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import numpy as np
-from scipy import ndimage as ndi
-
+from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.sampling import per_axis
 
 
-def gaussian(
-    image: np.ndarray, sigma: float, keep_dtype: bool, spacing: tuple[float, ...] | None = None
-) -> np.ndarray:
+def gaussian(image, sigma: float, keep_dtype: bool, spacing: tuple[float, ...] | None = None):
     """Gaussian blur (scipy, mode 'reflect', truncate 4); ``sigma`` in in-plane pixels, scaled
     down along the z axis of an anisotropic stack by its ``spacing``.
 
     ``keep_dtype=True`` filters in the input dtype exactly as ``dask_image.ndfilters.
     gaussian_filter`` does on a whole-frame chunk (the blog); otherwise the result is float32.
     """
+    be = backend_of(image)
     if sigma <= 0:
-        return image if keep_dtype else image.astype(np.float32)
+        return identity(image, sigma, keep_dtype, spacing)
     if spacing is not None:
         sigma = per_axis(sigma, spacing)
-    if keep_dtype:
-        return ndi.gaussian_filter(image, sigma, mode="reflect", truncate=4.0)
-    return ndi.gaussian_filter(image.astype(np.float32), sigma, mode="reflect", truncate=4.0)
+    source = image if keep_dtype else image.astype(be.xp.float32)
+    return be.ndimage.gaussian_filter(source, sigma, mode="reflect", truncate=4.0)
 
 
-def identity(
-    image: np.ndarray, sigma: float, keep_dtype: bool, spacing: tuple[float, ...] | None = None
-) -> np.ndarray:
-    """No smoothing."""
-    return image if keep_dtype else image.astype(np.float32)
+def identity(image, sigma: float, keep_dtype: bool, spacing: tuple[float, ...] | None = None):
+    """No smoothing (float32 unless ``keep_dtype``)."""
+    return image if keep_dtype else image.astype(backend_of(image).xp.float32)

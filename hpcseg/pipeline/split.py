@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import numpy as np
-from scipy import ndimage as ndi
-from skimage.segmentation import watershed
-
+from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.sampling import per_axis, window
 
 
-def object_distance(
-    components: np.ndarray, smoothing: float, spacing: tuple[float, ...] | None = None
-) -> np.ndarray:
+def object_distance(components, smoothing: float, spacing: tuple[float, ...] | None = None):
     """Each pixel's Euclidean distance (in in-plane pixels, through the voxel ``spacing``) to the
     edge of its own component, lightly smoothed.
 
     Computed per component on its bounding box (other components count as background), so the
     cost follows the objects, not the frame.
     """
-    distance = np.zeros(components.shape, np.float32)
+    be = backend_of(components)
+    ndi = be.ndimage
+    distance = be.xp.zeros(components.shape, be.xp.float32)
     for index, box in enumerate(ndi.find_objects(components), start=1):
         if box is None:
             continue
@@ -35,11 +32,11 @@ def object_distance(
 
 def landscape_map(
     kind: str,
-    components: np.ndarray,
+    components,
     smoothing: float,
     spacing: tuple[float, ...],
-    intensity: np.ndarray | None = None,
-) -> np.ndarray:
+    intensity=None,
+):
     """What the watershed climbs: each nucleus should be one hill.
 
     ``distance``: the distance to the object's edge (shape: round nuclei pinched where they
@@ -51,29 +48,31 @@ def landscape_map(
         return object_distance(components, smoothing, spacing)
     if intensity is None:
         raise ValueError(f"the '{kind}' landscape needs the intensity image")
+    be = backend_of(components)
+    xp, ndi = be.xp, be.ndimage
     inside = components > 0
-    bright = intensity.astype(np.float32)
+    bright = intensity.astype(xp.float32)
     if smoothing > 0:
         bright = ndi.gaussian_filter(bright, per_axis(smoothing, spacing))
     bright = bright - float(bright[inside].min()) + 1.0 if inside.any() else bright
     bright[~inside] = 0
     if kind == "intensity":
         return bright
-    peak = ndi.maximum(bright, components, np.arange(components.max() + 1))
-    peak = np.asarray(peak, np.float32)
+    peak = ndi.maximum(bright, components, xp.arange(components.max() + 1))
+    peak = xp.asarray(peak, xp.float32)
     peak[0] = 1.0
     return object_distance(components, smoothing, spacing) * (bright / peak[components])
 
 
 def watershed_split(
-    mask: np.ndarray,
+    mask,
     min_distance: int,
     smoothing: float,
     connectivity: int = 1,
     spacing: tuple[float, ...] | None = None,
     landscape: str = "distance",
-    intensity: np.ndarray | None = None,
-) -> np.ndarray:
+    intensity=None,
+):
     """Label ``mask`` with touching objects separated.
 
     Seeds are the local maxima of the ``landscape`` (:func:`landscape_map`; by default the
@@ -83,6 +82,8 @@ def watershed_split(
     number of clumps. Labels are distinct but not consecutive;
     :func:`hpcseg.pipeline.label.raster_order` numbers them.
     """
+    be = backend_of(mask)
+    xp, ndi = be.xp, be.ndimage
     structure = ndi.generate_binary_structure(mask.ndim, connectivity)
     components, n = ndi.label(mask, structure=structure)
     if n == 0:
@@ -93,24 +94,26 @@ def watershed_split(
     # planes along a coarser z); a plateau of equal maxima is one seed
     size = window(min_distance, spacing)
     peaks = (height == ndi.maximum_filter(height, size=size)) & (height > 0)
-    seeds, n_seeds = ndi.label(peaks, structure=np.ones((3,) * mask.ndim, bool))
+    seeds, n_seeds = ndi.label(peaks, structure=xp.ones((3,) * mask.ndim, bool))
     if n_seeds == 0:
         return components
-    seed_pixels = np.flatnonzero(seeds)
-    first = seed_pixels[np.unique(seeds.ravel()[seed_pixels], return_index=True)[1]]
+    seed_pixels = xp.flatnonzero(seeds)
+    first = seed_pixels[xp.unique(seeds.ravel()[seed_pixels], return_index=True)[1]]
     owner = components.ravel()[first]  # the component of each seed
-    seeds_per_component = np.bincount(owner, minlength=n + 1)
-    labels = components.astype(np.int32)
+    seeds_per_component = xp.bincount(owner, minlength=n + 1)
+    labels = components.astype(xp.int32)
     next_label = n + 1
     for index, box in enumerate(ndi.find_objects(components), start=1):
         if box is None or seeds_per_component[index] < 2:
             continue
         own = components[box] == index
         local = seeds[box] * own
-        ids = np.unique(local)[1:]
-        lut = np.zeros(int(n_seeds) + 1, np.int32)
-        lut[ids] = np.arange(next_label, next_label + len(ids))
+        ids = xp.unique(local)[1:]
+        lut = xp.zeros(int(n_seeds) + 1, xp.int32)
+        lut[ids] = xp.arange(next_label, next_label + len(ids))
         next_label += len(ids)
-        split = watershed(-height[box], lut[local], mask=own, connectivity=connectivity)
+        split = be.segmentation.watershed(
+            -height[box], lut[local], mask=own, connectivity=connectivity
+        )
         labels[box][own] = split[own]
     return labels

@@ -1,5 +1,9 @@
 """Foreground decisions: global (Otsu, Li) and the blog's Gaussian-weighted local threshold.
 
+Global methods are split the scikit-image way: :func:`otsu`, :func:`log_otsu` and :func:`li`
+compute the value, :func:`apply` applies it, so a chunked mode can compute the value once from
+the whole image and apply it chunk by chunk.
+
 :func:`local_gaussian` returns exactly ``image > scipy.ndimage.gaussian_filter(image.astype(
 float64), (block_size - 1) / 6, mode='reflect') - offset`` (what ``dask_image.ndfilters.
 threshold_local(..., method='gaussian')`` computes) but about 10x faster: the large-sigma Gaussian
@@ -14,7 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters
+
+from hpcseg.pipeline.backend import backend_of
 
 TRUNCATE = 4.0
 # |BLAS result - scipy result| <= REL_TOL * max|image|: each of the two 1-D passes sums at most
@@ -25,24 +30,27 @@ REL_TOL = 1e-11
 MAX_RECHECK_ROWS = 48
 
 
-def otsu(image: np.ndarray, correction: float = 1.0) -> tuple[np.ndarray, float]:
+def otsu(image, correction: float = 1.0) -> float:
     """Otsu's global threshold (scikit-image), times ``correction``."""
-    value = float(filters.threshold_otsu(image)) * correction
-    return image > value, value
+    return float(backend_of(image).filters.threshold_otsu(image)) * correction
 
 
-def log_otsu(image: np.ndarray, correction: float = 1.0) -> tuple[np.ndarray, float]:
-    """Otsu's threshold on log intensity: the bright/dim range is compressed, so dim nuclei
-    stay above it. Returns the threshold in intensity units."""
-    logs = np.log(np.maximum(image, 1).astype(np.float32))
-    value = float(np.exp(filters.threshold_otsu(logs))) * correction
-    return image > value, value
+def log_otsu(image, correction: float = 1.0) -> float:
+    """Otsu's threshold on log intensity, in intensity units: the bright/dim range is
+    compressed, so dim nuclei stay above it."""
+    be = backend_of(image)
+    logs = be.xp.log(be.xp.maximum(image, 1).astype(be.xp.float32))
+    return float(be.xp.exp(be.filters.threshold_otsu(logs))) * correction
 
 
-def li(image: np.ndarray, correction: float = 1.0) -> tuple[np.ndarray, float]:
+def li(image, correction: float = 1.0) -> float:
     """Li's minimum cross-entropy global threshold (scikit-image), times ``correction``."""
-    value = float(filters.threshold_li(image)) * correction
-    return image > value, value
+    return float(backend_of(image).filters.threshold_li(image)) * correction
+
+
+def apply(image, value: float):
+    """The foreground of a global threshold: pixels strictly above ``value``."""
+    return image > value
 
 
 @lru_cache(maxsize=16)
@@ -105,27 +113,33 @@ def _exact_at(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, sigmas) -> np.n
     return out
 
 
-def local_gaussian(
-    image: np.ndarray, block_size: int | None = None, offset: float = 0.0
-) -> tuple[np.ndarray, None]:
-    """``image > gaussian(image, (block_size - 1) / 6) - offset``, bit-exact to scipy.
+def local_gaussian(image, block_size: int | None = None, offset: float = 0.0):
+    """The mask ``image > gaussian(image, (block_size - 1) / 6) - offset``, bit-exact to scipy.
 
     ``block_size=None`` uses the frame's own size per axis (the blog passes the chunk size).
+    A local threshold has no single value, and the exact recheck needs the image, so this
+    returns the mask itself.
     """
-    x = image.astype(np.float64)
+    be = backend_of(image)
+    xp = be.xp
+    x = image.astype(xp.float64)
     sizes = x.shape if block_size is None else (block_size,) * x.ndim
     sigmas = tuple((float(s) - 1.0) / 6.0 for s in sizes)
     if x.ndim != 2 or min(sigmas) <= 1e-15:  # not the blog's case: let scipy do it
-        return x > ndi.gaussian_filter(x, sigmas, mode="reflect", truncate=TRUNCATE) - offset, None
-    approx = _filter_matrix(x.shape[0], sigmas[0]) @ x @ _filter_matrix(x.shape[1], sigmas[1]).T
+        return x > be.ndimage.gaussian_filter(x, sigmas, mode="reflect", truncate=TRUNCATE) - offset
+    rows_filter = xp.asarray(_filter_matrix(x.shape[0], sigmas[0]))
+    cols_filter = xp.asarray(_filter_matrix(x.shape[1], sigmas[1]))
+    approx = rows_filter @ x @ cols_filter.T
     approx -= offset
     mask = x > approx
-    tol = REL_TOL * max(float(np.abs(x).max()), 1.0) + abs(offset) * 1e-15
-    rows, cols = np.nonzero(np.abs(x - approx) <= tol)
+    tol = REL_TOL * max(float(xp.abs(x).max()), 1.0) + abs(offset) * 1e-15
+    rows, cols = xp.nonzero(xp.abs(x - approx) <= tol)
     if len(rows) == 0:
-        return mask, None
-    if len(np.unique(rows)) > MAX_RECHECK_ROWS:
-        exact = ndi.gaussian_filter(x, sigmas, mode="reflect", truncate=TRUNCATE) - offset
-        return x > exact, None
-    mask[rows, cols] = x[rows, cols] > _exact_at(x, rows, cols, sigmas) - offset
-    return mask, None
+        return mask
+    if len(xp.unique(rows)) > MAX_RECHECK_ROWS:
+        exact = be.ndimage.gaussian_filter(x, sigmas, mode="reflect", truncate=TRUNCATE) - offset
+        return x > exact
+    host_rows, host_cols = be.to_host(rows), be.to_host(cols)
+    exact = _exact_at(be.to_host(x), host_rows, host_cols, sigmas) - offset
+    mask[rows, cols] = x[rows, cols] > xp.asarray(exact)
+    return mask

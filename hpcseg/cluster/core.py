@@ -1,0 +1,107 @@
+"""What every cluster kind shares: the kind record, worker counting, waiting for workers.
+
+A cluster kind is one small module (``local``, ``slurm``, ``pbs``, ``slurm_runner``) that
+describes itself with a :class:`ClusterKind`; :mod:`hpcseg.cluster` keeps the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from distributed import Client
+
+from hpcseg.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# the Python module that runs one Dask worker (dask-cuda's is "dask_cuda.cli")
+DASK_WORKER_MODULE = "distributed.cli.dask_worker"
+WAIT_POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class ClusterKind:
+    """How hpcseg gets a client for one kind of cluster.
+
+    ``start(cfg, output_dir, launcher)`` is a context manager yielding a connected client and
+    shutting everything down on exit; ``launcher`` (``apptainer exec ... IMAGE``) runs the
+    workers' Python inside a container. ``serves(cfg)`` is true for processes that serve the
+    cluster (a runner allocation's scheduler and worker ranks) instead of driving the job;
+    ``whole_process_in_container``: every process, the driver too, re-executes inside the
+    container (runner mode), instead of only the workers. ``make(cfg, output_dir, errors,
+    launcher)``: for batch-job kinds, the cluster object without submitting anything (its job
+    script can be read).
+    """
+
+    schema: type
+    start: Callable[..., AbstractContextManager[Client]]
+    serves: Callable[[object], bool] = lambda cfg: False
+    serve: Callable[[object, Path], None] | None = None
+    whole_process_in_container: bool = False
+    make: Callable[..., object] | None = None
+
+
+def default_workers() -> int:
+    """One worker per core this process may use (respects CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+# the loggers distributed configures on import (distributed.config._initialize_logging_old_style)
+DASK_LOGGERS = ("distributed", "distributed.client", "distributed.gc", "bokeh", "tornado",
+                "tornado.application")  # fmt: skip
+
+
+def quiet_dask_logs(level: int = logging.WARNING) -> None:
+    """distributed sets its loggers to INFO on import; its start/stop chatter is noise here.
+
+    Imported before logging is configured, distributed also gives its loggers a stderr handler
+    of their own; once the application's logging is set up (Hydra's log), they go through it
+    instead, so a scheduler-side error is a line of the job's log, not a stray traceback.
+    """
+    if logging.getLogger().handlers:
+        for name in DASK_LOGGERS:
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(level)
+
+
+def wait_for_workers(
+    client: Client, timeout: float, errors: list[str], states=None, dead=None
+) -> None:
+    """Return once one worker is connected; raise UserError on a rejected job, on workers that
+    all exited (``dead()`` says why), or on timeout (``states()`` adds the jobs' states)."""
+    deadline = time.monotonic() + timeout
+    while not client.scheduler_info(n_workers=-1)["workers"]:
+        if errors:
+            raise UserError(f"the batch system rejected the worker job: {_reason(errors[-1])}")
+        why = dead() if dead else ""
+        if why:
+            raise UserError(f"every worker process exited before connecting{why}")
+        if time.monotonic() > deadline:
+            detail = states() if states else ""
+            raise UserError(
+                f"no Dask worker connected within {timeout:.0f} s{detail}; check the job logs, "
+                "or raise cluster.worker_timeout if the queue is just slow"
+            )
+        time.sleep(WAIT_POLL_SECONDS)
+    log.info("first worker connected")
+
+
+def _reason(error: str) -> str:
+    """The batch system's own error line from dask-jobqueue's exception text."""
+    lines = [
+        ln.strip() for ln in error.splitlines() if re.search(r"error|denied|invalid", ln, re.I)
+    ]
+    return lines[-1] if lines else error.strip().splitlines()[-1]

@@ -1,0 +1,374 @@
+"""Configuration schemas: the one place where types, defaults, ranges and docs live.
+
+The YAML files under ``conf/`` only pick a schema and set preset values; Hydra merges them into
+these dataclasses, so an unknown key or a wrong type is rejected while composing. Numeric ranges
+are declared here as field metadata and checked by :mod:`hpcseg.config.validate`.
+
+Plain dataclasses: nothing here imports Hydra or OmegaConf, so workers that receive a pipeline
+config do not import them either. Each kind of dataset, cluster and container is one schema
+class; :data:`SCHEMAS` finds them by their group's base class and their ``name``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+# OmegaConf's marker of a value that must be given (omegaconf.MISSING is this same string)
+MISSING = "???"
+
+
+def choices(name: str, members: str) -> type[StrEnum]:
+    """A string enum of the space-separated ``members`` (each member's value is its name)."""
+    return StrEnum(name, {m: m for m in members.split()}, module=__name__)
+
+
+def param(default: Any, doc: str, *, ge: float | None = None, le: float | None = None) -> Any:
+    """A config field with a one-line doc and an optional inclusive range [ge, le]."""
+    meta = {"doc": doc, "ge": ge, "le": le}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------------- dataset
+@dataclass
+class DatasetConfig:
+    """What every dataset has."""
+
+    name: str = param(MISSING, "Dataset kind (the config group option).")
+    max_pixels: int = param(
+        2**28, "Images with more pixels than this fail (decompression-bomb cap).", ge=1
+    )
+    pixel_size: float | None = param(
+        None, "Micrometres per pixel; adds µm columns, allows the µm size filters.", ge=0.0
+    )
+    ndim: int = param(2, "2: frames (Y, X); 3: z-stacks (Z, Y, X), one TIFF per stack.", ge=2, le=3)
+    z_step: float | None = param(
+        None, "3-D: micrometres between planes (anisotropic voxels); needs pixel_size.", ge=0.0
+    )
+
+
+@dataclass
+class SyntheticDatasetConfig(DatasetConfig):
+    """BBBC039-like frames with ground truth, generated once into a cache folder."""
+
+    name: str = "synthetic"
+    n_images: int = param(16, "Number of frames.", ge=1, le=1_000_000)
+    seed: int = param(0, "Seed; frame i depends only on (seed, i).", ge=0)
+    height: int = param(520, "Frame height in pixels.", ge=64, le=8192)
+    width: int = param(696, "Frame width in pixels.", ge=64, le=8192)
+    depth: int = param(40, "3-D (ndim=3): planes per stack.", ge=8, le=1024)
+    cache_dir: str | None = param(
+        None, "Where frames are generated; default $HPCSEG_CACHE_DIR or ~/.cache/hpcseg."
+    )
+
+
+@dataclass
+class TiffGlobDatasetConfig(DatasetConfig):
+    """A glob of TIFF files, optional ground-truth masks matched by file name."""
+
+    name: str = "tiff_glob"
+    path: str = param(MISSING, "Glob of input TIFFs, e.g. '/data/*.tif' (** allowed).")
+    masks: str | None = param(None, "Glob of instance masks, matched to images by file name.")
+    metadata_regex: str | None = param(
+        None, "Regex with named groups applied to each file name; groups become columns."
+    )
+
+
+Split = choices("Split", "all training validation test")
+
+
+@dataclass
+class BBBC039DatasetConfig(DatasetConfig):
+    """The public BBBC039 set as unzipped: images/*.tif, masks/*.png, metadata/<split>.txt."""
+
+    name: str = "bbbc039"
+    root: str = param(MISSING, "Folder holding the set's images/, masks/ and metadata/ folders.")
+    split: Split = param(Split.all, "all | training | validation | test (metadata/<split>.txt).")
+
+
+# ---------------------------------------------------------------------------------- pipeline
+SmoothMethod = choices("SmoothMethod", "none gaussian")
+
+
+ThresholdMethod = choices("ThresholdMethod", "otsu log_otsu li local_gaussian")
+
+
+Opening = choices("Opening", "none cross disk")
+
+
+SplitMethod = choices("SplitMethod", "none watershed")
+
+
+Landscape = choices("Landscape", "distance intensity distance_intensity")
+
+
+@dataclass
+class SmoothConfig:
+    method: SmoothMethod = param(SmoothMethod.gaussian, "Denoising filter.")
+    sigma: float = param(1.0, "Gaussian sigma in pixels (frame plane).", ge=0.0, le=100.0)
+    keep_dtype: bool = param(False, "Keep the input dtype (the blog's behaviour) or use float32.")
+
+
+@dataclass
+class ThresholdConfig:
+    method: ThresholdMethod = param(
+        ThresholdMethod.log_otsu,
+        "otsu | log_otsu (Otsu on log intensity: keeps dim nuclei) | li | local_gaussian.",
+    )
+    block_size: int | None = param(
+        None, "local_gaussian: block size in pixels (odd); null = the whole frame (the blog).", ge=3
+    )
+    offset: float = param(0.0, "local_gaussian: subtracted from the local threshold.")
+    correction: float = param(
+        1.0, "otsu/log_otsu/li: the global threshold is multiplied by this.", ge=0.0
+    )
+
+
+@dataclass
+class CleanConfig:
+    opening: Opening = param(Opening.none, "Binary opening of the mask before labelling.")
+    opening_radius: int = param(1, "Radius of the disk opening (pixels).", ge=1, le=50)
+    fill_holes: bool = param(True, "Fill holes inside objects.")
+    min_area: int = param(30, "Remove objects smaller than this many pixels (voxels in 3-D).", ge=0)
+    min_area_um2: float | None = param(
+        None, "2-D: remove objects smaller than this many µm² (needs dataset.pixel_size).", ge=0.0
+    )
+    min_volume_um3: float | None = param(
+        None, "3-D: remove objects smaller than this many µm³ (needs dataset.pixel_size).", ge=0.0
+    )
+    exclude_border: bool = param(False, "Drop objects that touch the image border.")
+
+
+@dataclass
+class SplitConfig:
+    method: SplitMethod = param(SplitMethod.watershed, "How touching nuclei are split.")
+    min_distance: int = param(
+        4, "watershed: minimum distance in pixels between nucleus centres (seeds).", ge=1, le=500
+    )
+    smoothing: float = param(1.0, "watershed: Gaussian sigma applied to the landscape.", ge=0.0)
+    landscape: Landscape = param(
+        Landscape.distance,
+        "watershed on: distance (to the object edge) | intensity | distance_intensity (both).",
+    )
+
+
+RefineMethod = choices("RefineMethod", "none components objects")
+
+
+@dataclass
+class RefineConfig:
+    method: RefineMethod = param(
+        RefineMethod.components,
+        "Per-object thresholds: none | components (each connected component before the split) "
+        "| objects (after a first split, then split again: best, ~2x slower).",
+    )
+    fraction: float = param(
+        0.3,
+        "Object threshold = background + fraction x (object's bright level - background).",
+        ge=0.0,
+        le=1.0,
+    )
+
+
+@dataclass
+class MeasureConfig:
+    shape_features: bool = param(
+        False, "Also perimeter, Euler number and solidity (per-object crops: ~10x slower)."
+    )
+
+
+@dataclass
+class LabelConfig:
+    connectivity: int = param(1, "1 = edge neighbours (the cross), 2 = also diagonals.", ge=1, le=2)
+
+
+@dataclass
+class PipelineConfig:
+    """smooth → threshold → clean → split → label → measure; defaults are the `nuclei` preset."""
+
+    name: str = param("nuclei", "Preset name (recorded in the outputs).")
+    require_integer_input: bool = param(True, "Fail images whose pixels are not integers.")
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+
+
+# ----------------------------------------------------------------------------------- cluster
+@dataclass
+class ClusterConfig:
+    name: str = param(MISSING, "Cluster kind (the config group option).")
+
+
+@dataclass
+class LocalClusterConfig(ClusterConfig):
+    """A `distributed.LocalCluster` of worker processes on this machine."""
+
+    name: str = "local"
+    n_workers: int | None = param(None, "Worker processes; null = one per CPU core.", ge=1)
+    threads_per_worker: int = param(1, "Threads per worker process.", ge=1)
+    memory_limit: str = param("auto", "Per-worker memory limit ('auto', '4GiB', ...).")
+    dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
+
+
+@dataclass
+class JobQueueClusterConfig(ClusterConfig):
+    """Workers as batch jobs through dask-jobqueue; the driver runs where you start hpcseg."""
+
+    queue: str | None = param(None, "Partition (SLURM -p) or queue (PBS -q); null = default.")
+    account: str | None = param(None, "Account/project charged for the jobs (-A).")
+    cores: int = param(1, "CPU cores per job.", ge=1)
+    processes: int = param(1, "Dask worker processes per job (cores are split among them).", ge=1)
+    memory: str = param("2GiB", "Memory per job ('4GiB', '500MB', ...).")
+    walltime: str = param("01:00:00", "Wall-time limit per job (HH:MM:SS).")
+    jobs: int = param(2, "Jobs to run when adapt=false.", ge=1)
+    adapt: bool = param(False, "Scale adaptively between min_jobs and max_jobs.")
+    min_jobs: int = param(1, "adapt: fewest jobs.", ge=0)
+    max_jobs: int = param(10, "adapt: most jobs.", ge=1)
+    job_name: str = param("hpcseg-worker", "Job name shown by squeue/qstat.")
+    job_directives: list[str] = param([], "Extra scheduler directives, e.g. ['--qos=long'].")
+    prologue: list[str] = param([], "Shell lines run before the worker, e.g. ['module load x'].")
+    interface: str | None = param(None, "Network interface for scheduler and workers (ib0, lo).")
+    local_directory: str | None = param(None, "Node-local scratch for worker spill files.")
+    log_directory: str | None = param(None, "Worker job logs; null = <output.dir>/logs/workers.")
+    worker_lifetime: str | None = param(
+        None, "Retire workers after this long ('55m') so jobs end before walltime; null = never."
+    )
+    lifetime_stagger: str = param(
+        "5m", "Random spread of worker_lifetime, so jobs do not end together."
+    )
+    tls: bool = param(True, "Encrypt and authenticate scheduler-worker traffic (temporary certs).")
+    dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
+    worker_timeout: float = param(
+        300.0, "Seconds to wait for the first worker before failing.", ge=1
+    )
+    python: str | None = param(None, "Worker Python command; null = this Python.")
+
+
+@dataclass
+class SlurmClusterConfig(JobQueueClusterConfig):
+    name: str = "slurm"
+
+
+@dataclass
+class PBSClusterConfig(JobQueueClusterConfig):
+    name: str = "pbs"
+    resource_spec: str | None = param(
+        None, "PBS -l resource line; null = select=1:ncpus=<cores>:mem=<memory>."
+    )
+
+
+@dataclass
+class SlurmRunnerConfig(ClusterConfig):
+    """All inside one sbatch allocation: rank 0 scheduler, rank 1 the driver, the rest workers."""
+
+    name: str = "slurm_runner"
+    shared_dir: str | None = param(
+        None,
+        "Shared folder for the scheduler file and TLS certificates; null = <output.dir>/.runner.",
+    )
+    tls: bool = param(True, "Encrypt and authenticate scheduler-worker traffic (temporary certs).")
+    interface: str | None = param(None, "Network interface for scheduler and workers.")
+    dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
+    worker_timeout: float = param(
+        300.0, "Seconds to wait for the first worker before failing.", ge=1
+    )
+
+
+# --------------------------------------------------------------------------------- container
+@dataclass
+class ContainerConfig:
+    name: str = param("none", "Container kind (the config group option).")
+
+
+@dataclass
+class ApptainerConfig(ContainerConfig):
+    """Workers (or, in runner mode, every rank) run inside an Apptainer image."""
+
+    name: str = "apptainer"
+    image: str = param(MISSING, "Path of the .sif image (containers/build.sh builds one).")
+    binds: list[str] = param(
+        [], "Extra binds 'src[:dst[:ro]]'; dataset, masks, output and cache folders are added."
+    )
+    env: dict[str, str] = param({}, "Environment variables set inside the container.")
+    cleanenv: bool = param(True, "Start from a clean environment (--cleanenv).")
+    nv: bool = param(False, "Expose NVIDIA GPUs (--nv); for GPU nodes.")
+    flags: list[str] = param([], "Extra `apptainer exec` flags, e.g. ['--contain'].")
+    executable: str = param("apptainer", "The apptainer (or singularity) command.")
+
+
+# -------------------------------------------------------------------------- runner, output
+ProgressMode = choices("ProgressMode", "auto bar log none")
+
+
+@dataclass
+class RunnerConfig:
+    batch_size: int = param(8, "Images per task; each batch writes one Parquet part.", ge=1)
+    retries: int = param(2, "Times a batch is retried when its worker dies.", ge=0, le=20)
+    progress: ProgressMode = param(
+        ProgressMode.auto, "auto = live bar on a terminal, log lines otherwise."
+    )
+    log_interval: float = param(10.0, "Seconds between progress log lines.", ge=0.1)
+
+
+@dataclass
+class OutputConfig:
+    dir: str = param("hpcseg-output/${pipeline.name}", "Output folder (Parquet dataset).")
+    resume: bool = param(True, "Skip images already done by the same pipeline in `dir`.")
+    overwrite: bool = param(False, "Delete earlier results in `dir` first.")
+    compression: str = param("zstd", "Parquet compression codec.")
+    report: bool = param(False, "Write the report PNGs (hpcseg report) when the run ends.")
+    save_labels: bool = param(
+        False, "Also write each label image as <dir>/labels/<image_id>.tif (zlib-compressed)."
+    )
+
+
+@dataclass
+class Config:
+    dataset: Any = MISSING
+    cluster: Any = MISSING
+    container: Any = MISSING
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+def _kinds(base: type) -> dict[str, type]:
+    """The schema of every kind of a group: ``base`` and its subclasses that have a name."""
+    found, todo = {}, [base]
+    while todo:
+        cls = todo.pop(0)
+        todo += cls.__subclasses__()
+        name = cls.__dataclass_fields__["name"].default
+        if name != MISSING:
+            found[name] = cls
+    return found
+
+
+# group -> kind name -> schema class (the config group options' schemas)
+SCHEMAS: dict[str, dict[str, type]] = {
+    "dataset": _kinds(DatasetConfig),
+    "cluster": _kinds(ClusterConfig),
+    "container": _kinds(ContainerConfig),
+}
+
+
+def schema_fields(class_name: str) -> list[str]:
+    """The field names of the schema dataclass called ``class_name`` ([] if there is none)."""
+    for obj in globals().values():
+        if isinstance(obj, type) and obj.__name__ == class_name and dataclasses.is_dataclass(obj):
+            return [f.name for f in dataclasses.fields(obj)]
+    return []
+
+
+def as_plain(obj: Any) -> dict:
+    """A config dataclass as JSON-ready plain data (enums as their values)."""
+    return json.loads(json.dumps(asdict(obj), default=lambda v: getattr(v, "value", str(v))))

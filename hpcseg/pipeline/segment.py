@@ -1,0 +1,190 @@
+"""One image through the pipeline: a flat chain of stages picked from method tables.
+
+smooth → threshold → clean → [refine] → split → [refine → split] → label → measure. Which
+function runs at each step is looked up in the tables below by the config's method names, so a
+new method is a function plus a table entry. Every step's time is booked to its own stage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpcseg.config.schemas import PipelineConfig
+from hpcseg.pipeline import clean, label, refine, smooth, split, threshold
+from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.measure import image_summary, measure
+from hpcseg.pipeline.sampling import Sampling
+
+# the timed stages, in the order of the images table's seconds_<stage> columns
+STAGES = ("smooth", "threshold", "clean", "split", "refine", "label", "measure")
+
+
+@dataclass
+class Segmentation:
+    """The result of one image: labels, per-object columns, stage timings, decisions."""
+
+    labels: Any
+    objects: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+    threshold: float | None = None
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    """What the steps pass along: the inputs, the current mask or labels, decisions."""
+
+    image: Any
+    cfg: PipelineConfig
+    sampling: Sampling
+    spacing: tuple[float, ...]
+    min_size: int
+    smoothed: Any = None
+    mask: Any = None
+    labels: Any = None  # set by a split; None means "label the mask's components"
+    threshold: float | None = None
+    objects: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+
+def min_object_size(cfg: PipelineConfig, ndim: int, sampling: Sampling) -> int:
+    """The size filter in pixels (voxels): ``clean.min_area``, raised by the µm² (2-D) or µm³
+    (3-D) filter when the pixel size is known."""
+    size = cfg.clean.min_area
+    microns = sampling.microns(ndim)
+    physical = cfg.clean.min_area_um2 if ndim == 2 else cfg.clean.min_volume_um3
+    if physical is not None and microns:
+        size = max(size, math.ceil(physical / math.prod(microns) - 1e-9))
+    return size
+
+
+# ------------------------------------------------------------------------------ the steps
+def _smooth(s: _State) -> None:
+    c = s.cfg.smooth
+    s.smoothed = SMOOTHERS[c.method](s.image, c.sigma, c.keep_dtype, s.spacing)
+
+
+def _threshold(s: _State) -> None:
+    c = s.cfg.threshold
+    if c.method in GLOBAL_THRESHOLDS:  # compute the value, then apply it
+        s.threshold = GLOBAL_THRESHOLDS[c.method](s.smoothed, c.correction)
+        s.mask = threshold.apply(s.smoothed, s.threshold)
+    else:
+        s.mask = LOCAL_THRESHOLDS[c.method](s.smoothed, c.block_size, c.offset)
+
+
+def _clean(s: _State) -> None:
+    c = s.cfg.clean
+    footprint = clean.opening_footprint(c.opening, c.opening_radius, s.spacing)
+    if footprint is not None:
+        s.mask = clean.open_mask(s.mask, footprint)
+    if c.fill_holes:
+        s.mask = clean.fill_holes(s.mask)
+    s.mask = clean.remove_small(s.mask, s.min_size, s.cfg.label.connectivity)
+
+
+def _cut(s: _State, objects: Any) -> None:
+    """Each object at its own threshold (no hole filling after: it would fill the gaps the
+    refinement opened between nuclei)."""
+    refined = refine.refine_objects(s.smoothed, objects, s.cfg.refine.fraction, s.spacing) > 0
+    s.mask = clean.remove_small(refined, s.min_size, s.cfg.label.connectivity)
+    s.labels = None
+
+
+def _refine_components(s: _State) -> None:
+    _cut(s, label.connected_components(s.mask, s.cfg.label.connectivity))
+
+
+def _refine_objects(s: _State) -> None:
+    _cut(s, s.labels)
+
+
+def _watershed(s: _State) -> None:
+    c = s.cfg.split
+    s.labels = split.watershed_split(
+        s.mask,
+        c.min_distance,
+        c.smoothing,
+        s.cfg.label.connectivity,
+        s.spacing,
+        str(c.landscape),
+        s.smoothed,
+    )
+
+
+def _label(s: _State) -> None:
+    if s.labels is None:
+        s.labels = label.connected_components(s.mask, s.cfg.label.connectivity)
+    else:
+        s.labels = label.raster_order(s.labels)
+    if s.cfg.clean.exclude_border and s.labels.any():
+        segmentation = backend_of(s.labels).segmentation
+        s.labels = label.raster_order(segmentation.clear_border(s.labels))
+
+
+def _measure(s: _State) -> None:
+    microns = s.sampling.microns(s.image.ndim)
+    s.objects = measure(s.labels, s.image, s.cfg.measure.shape_features, microns)
+    s.summary = image_summary(s.labels, s.image, s.objects["area"])
+
+
+# ------------------------------------------------------------------------------ the tables
+SMOOTHERS: dict[str, Callable] = {"none": smooth.identity, "gaussian": smooth.gaussian}
+GLOBAL_THRESHOLDS: dict[str, Callable] = {
+    "otsu": threshold.otsu,
+    "log_otsu": threshold.log_otsu,
+    "li": threshold.li,
+}
+LOCAL_THRESHOLDS: dict[str, Callable] = {"local_gaussian": threshold.local_gaussian}
+Step = tuple[str, Callable[[_State], None]]
+SPLIT_STEPS: dict[str, list[Step]] = {"none": [], "watershed": [("split", _watershed)]}
+REFINE_BEFORE_SPLIT: dict[str, list[Step]] = {
+    "none": [],
+    "components": [("refine", _refine_components)],
+    "objects": [],
+}
+REFINE_AFTER_SPLIT: dict[str, list[Step]] = {
+    "none": [],
+    "components": [],
+    "objects": [("refine", _refine_objects), ("split", _watershed)],  # needs a first split
+}
+
+
+def plan(cfg: PipelineConfig) -> list[Step]:
+    """The steps ``cfg`` runs, in order, each with the stage its time is booked to."""
+    return [
+        ("smooth", _smooth),
+        ("threshold", _threshold),
+        ("clean", _clean),
+        *REFINE_BEFORE_SPLIT[cfg.refine.method],
+        *SPLIT_STEPS[cfg.split.method],
+        *REFINE_AFTER_SPLIT[cfg.refine.method],
+        ("label", _label),
+        ("measure", _measure),
+    ]
+
+
+def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -> Segmentation:
+    """smooth → threshold → clean → split → label → measure for one 2-D frame or 3-D stack.
+
+    ``sampling`` (µm per pixel, µm between planes) scales every length of a z-stack's stages to
+    its voxel spacing, turns the µm size filters into pixels and adds the µm columns.
+    """
+    sampling = sampling or Sampling()
+    state = _State(
+        image=image,
+        cfg=cfg,
+        sampling=sampling,
+        spacing=sampling.spacing(image.ndim),
+        min_size=min_object_size(cfg, image.ndim, sampling),
+    )
+    seconds = dict.fromkeys(STAGES, 0.0)
+    for stage, step in plan(cfg):
+        t0 = time.perf_counter()
+        step(state)
+        seconds[stage] += time.perf_counter() - t0
+    return Segmentation(state.labels, state.objects, seconds, state.threshold, state.summary)

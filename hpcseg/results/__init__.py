@@ -1,0 +1,1 @@
+"""What a run leaves behind: table schemas, the Parquet store, provenance, scores, pictures."""

@@ -1,0 +1,52 @@
+"""The end of a run: totals over the dataset as stored, and the summary lines users read."""
+
+from __future__ import annotations
+
+from hpcseg.results import evaluate
+from hpcseg.results.evaluate import SCORE_COUNT_COLUMNS
+from hpcseg.results.store import Store
+from hpcseg.run.batches import RunTotals
+
+
+def summarise(
+    store: Store, ids: set[str], skipped: int, totals: RunTotals, wall: float, compute: float
+) -> dict:
+    """Totals over the dataset's images as stored (this run and earlier ones)."""
+    columns = ["image_id", "status", "n_objects", *SCORE_COUNT_COLUMNS]
+    table = store.read_images(columns=columns)
+    rows = table.to_pylist() if table is not None else []
+    ok = [r for r in rows if r["image_id"] in ids and r["status"] == "ok"]
+    processed = totals.n_ok + totals.n_failed
+    return {
+        "accuracy": evaluate.pooled(ok),
+        "images_in_dataset": len(ids),
+        "images_ok": len(ok),
+        "images_failed": len(ids) - len(ok),
+        "objects": sum(r["n_objects"] for r in ok),
+        "processed_this_run": processed,
+        "failed_this_run": totals.n_failed,
+        "skipped_already_done": skipped,
+        "wall_seconds": round(wall, 3),
+        "compute_seconds": round(compute, 3),
+        "images_per_second": round(processed / compute, 2) if compute > 0 and processed else 0.0,
+    }
+
+
+def print_summary(s: dict, store: Store) -> None:
+    print(
+        f"hpcseg: {s['images_in_dataset']} images: {s['images_ok']} ok, {s['images_failed']} "
+        f"failed ({s['processed_this_run']} processed now, {s['skipped_already_done']} already "
+        f"done); {s['objects']} objects; wall {s['wall_seconds']:.1f} s "
+        f"({s['compute_seconds']:.1f} s on the cluster, {s['images_per_second']:.1f} images/s)",
+        flush=True,
+    )
+    acc = s["accuracy"]
+    if acc:
+        print(
+            f"hpcseg: accuracy over {acc['images_scored']} images with ground truth: "
+            f"F1@0.5 {acc['f1_50']:.3f}, F1@0.7 {acc['f1_70']:.3f}, F1@0.9 {acc['f1_90']:.3f}, "
+            f"mean F1 {acc['f1_avg']:.3f}; {acc['merges']} merges, {acc['splits']} splits "
+            f"({acc['n_pred']} objects found, {acc['n_true']} true)",
+            flush=True,
+        )
+    print(f"hpcseg: results in {store.root}  (objects/, images/, run.json)", flush=True)

@@ -1,0 +1,91 @@
+"""The fast local Gaussian threshold decides exactly like scipy/dask-image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from hpcseg.data.synthetic import synthetic_frame
+from hpcseg.pipeline import threshold
+from hpcseg.pipeline.threshold import _exact_at, gaussian_weights, local_gaussian
+
+
+def scipy_decision(image, block_size=None, offset=0.0):
+    x = image.astype(np.float64)
+    sizes = x.shape if block_size is None else (block_size,) * x.ndim
+    sigmas = [(s - 1) / 6.0 for s in sizes]
+    return x > ndi.gaussian_filter(x, sigmas, mode="reflect") - offset
+
+
+def test_weights_are_scipys():
+    from scipy.ndimage._filters import _gaussian_kernel1d  # private, used only to cross-check
+
+    for sigma in (1.0, 86.5, 695 / 6):
+        radius = int(4 * sigma + 0.5)
+        assert np.array_equal(gaussian_weights(sigma), _gaussian_kernel1d(sigma, 0, radius)[::-1])
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+def test_blog_threshold_equals_scipy_on_synthetic_frames(index):
+    image, _ = synthetic_frame(7, index)
+    smoothed = ndi.gaussian_filter(image, 1.0)
+    mask = local_gaussian(smoothed)
+    assert np.array_equal(mask, scipy_decision(smoothed))
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "block_size", "offset"),
+    [
+        ((64, 80), np.uint8, None, 0.0),
+        ((120, 90), np.int16, 31, 2.5),
+        ((33, 300), np.uint16, 101, -1.0),
+    ],
+)
+def test_equals_scipy_on_random_images(shape, dtype, block_size, offset):
+    rng = np.random.default_rng(1)
+    info = np.iinfo(dtype)
+    image = rng.integers(max(info.min, -500), min(info.max, 5000), size=shape).astype(dtype)
+    mask = local_gaussian(image, block_size, offset)
+    assert np.array_equal(mask, scipy_decision(image, block_size, offset))
+
+
+def test_exact_recheck_is_bit_identical_to_scipy():
+    image, _ = synthetic_frame(3, 0)
+    x = ndi.gaussian_filter(image, 1.0).astype(np.float64)
+    sigmas = ((x.shape[0] - 1) / 6, (x.shape[1] - 1) / 6)
+    reference = ndi.gaussian_filter(x, sigmas, mode="reflect")
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([[0, 0, 519, 519, 260], rng.integers(0, 520, 20)])
+    cols = np.concatenate([[0, 695, 0, 695, 348], rng.integers(0, 696, 20)])
+    assert np.array_equal(_exact_at(x, rows, cols, sigmas), reference[rows, cols])
+
+
+@pytest.mark.parametrize("max_rows", [10_000, 0])
+def test_decision_exact_when_many_pixels_are_rechecked(monkeypatch, max_rows):
+    """A huge tolerance sends most pixels through the recheck (or the scipy fallback)."""
+    monkeypatch.setattr(threshold, "REL_TOL", 1e-3)
+    monkeypatch.setattr(threshold, "MAX_RECHECK_ROWS", max_rows)
+    image, _ = synthetic_frame(5, 1, shape=(96, 128))
+    smoothed = ndi.gaussian_filter(image, 1.0)
+    mask = local_gaussian(smoothed)
+    assert np.array_equal(mask, scipy_decision(smoothed))
+
+
+def test_pixels_exactly_at_threshold_stay_background():
+    image = np.full((40, 50), 9, np.uint16)  # the threshold is 9 up to rounding, everywhere
+    mask = local_gaussian(image)
+    assert np.array_equal(mask, scipy_decision(image))
+
+
+def test_log_otsu_threshold_is_in_intensity_units():
+    from hpcseg.pipeline.threshold import apply, log_otsu, otsu
+
+    image = np.full((50, 50), 100.0)
+    image[5:15, 5:15] = 5000.0
+    image[25:45, 25:45] = 400.0  # a dim object
+    value = log_otsu(image)
+    mask = apply(image, value)
+    assert 100 <= value < 400 and mask[35, 35] and mask[10, 10] and not mask[0, 0]
+    assert np.array_equal(mask, image > value)
+    assert otsu(image, correction=2.0) == 2.0 * otsu(image)

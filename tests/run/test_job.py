@@ -1,0 +1,118 @@
+"""One whole job (run_job) on a real local cluster: failures, provenance, labels, units."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import tifffile
+
+from hpcseg.config.schemas import as_plain
+from hpcseg.data import sources
+from hpcseg.results.provenance import fingerprint
+from hpcseg.results.store import Store
+from hpcseg.run.job import run_job
+
+pytestmark = pytest.mark.slow
+
+
+def test_bad_images_fail_alone_and_exit_1(make_config, tmp_path, capsys):
+    from skimage.draw import disk
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = np.full((100, 120), 100, np.uint16)
+    for centre in ((30, 30), (60, 80)):
+        good[disk(centre, 10)] = 2000
+    for i in range(3):
+        tifffile.imwrite(folder / f"good{i}.tif", good)
+    tifffile.imwrite(folder / "float.tif", good.astype(np.float64))
+    tifffile.imwrite(folder / "huge.tif", np.zeros((600, 600), np.uint16))
+    (folder / "broken.tif").write_bytes((folder / "good0.tif").read_bytes()[:300])
+    cfg = make_config(
+        "dataset=tiff_glob",
+        f"dataset.path={folder}/*.tif",
+        "dataset.max_pixels=100000",
+        f"output.dir={tmp_path / 'out'}",
+        "cluster.n_workers=2",
+        "runner.batch_size=4",
+        "runner.progress=none",
+    )
+    assert run_job(cfg).exit_code == 1
+    store = Store(tmp_path / "out")
+    images = {r["image_id"]: r for r in store.read_images().to_pylist()}
+    assert {i for i, r in images.items() if r["status"] == "ok"} == {"good0", "good1", "good2"}
+    assert "floating point" in images["float"]["error"]
+    assert "exceed dataset.max_pixels=100000" in images["huge"]["error"]
+    assert "cannot read TIFF" in images["broken"]["error"]
+    assert all(images[f"good{i}"]["n_objects"] == 2 for i in range(3))
+    assert images["good0"]["background"] == 100.0  # the flat background of the test image
+    assert images["good0"]["area_total"] == 2 * images["good0"]["area_mean"]
+    objects = store.read_objects().to_pylist()
+    from hpcseg.pipeline.segment import segment
+
+    expected = segment(good, cfg.pipeline).objects["area"].tolist()
+    assert len(objects) == 6 and sorted(o["area"] for o in objects) == sorted(expected * 3)
+    assert all(280 < a < 340 for a in expected)  # a disk of radius 10 has 305 pixels
+    out = capsys.readouterr().out
+    assert "6 images: 3 ok, 3 failed" in out and "6 objects" in out
+
+
+def test_parts_carry_config_and_versions(make_config, tmp_path):
+    out = tmp_path / "out"
+    cfg = make_config(
+        "dataset.n_images=2", f"output.dir={out}", "cluster.n_workers=1", "runner.progress=none"
+    )
+    result = run_job(cfg)
+    assert result.exit_code == 0
+    parts = list(out.glob("*/part-*.parquet"))
+    assert len(parts) == 2
+    for part in parts:
+        meta = pq.read_schema(part).metadata
+        assert b"name: nuclei" in meta[b"hpcseg.config"]
+        assert b'"dask-image"' in meta[b"hpcseg.versions"]
+        plain = as_plain(cfg)
+        geometry = {"pixel_size": None, "ndim": 2, "z_step": None}
+        expected = fingerprint({**plain["pipeline"], **geometry})
+        assert meta[b"hpcseg.fingerprint"] == expected.encode()
+    import json
+
+    run = json.loads((out / "run.json").read_text())
+    assert run["summary"]["images_ok"] == 2 and run["config"]["dataset"]["n_images"] == 2
+    assert run["versions"]["hpcseg"] and run["host"]["hostname"]
+    # what a sweeper reads: the pooled mean F1 of this run, and where it is
+    assert result.objective == run["summary"]["accuracy"]["f1_avg"] > 0.5
+    assert result.summary == run["summary"] and result.output_dir == str(out)
+
+
+def test_save_labels_writes_one_tiff_per_image(make_config, tmp_path):
+    import tifffile
+
+    from hpcseg.pipeline.segment import segment
+
+    out = tmp_path / "out"
+    cfg = make_config("dataset.n_images=3", "dataset.height=130", "dataset.width=170",
+                      f"output.dir={out}", "output.save_labels=true", "cluster.n_workers=1",
+                      "runner.progress=none")  # fmt: skip
+    assert run_job(cfg).exit_code == 0
+    records = sources.resolve(cfg.dataset).records
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [
+        f"{r.image_id}.tif" for r in records
+    ]
+    for record in records:
+        saved = tifffile.imread(out / "labels" / f"{record.image_id}.tif")
+        expected = segment(tifffile.imread(record.path), cfg.pipeline).labels
+        assert saved.dtype == np.uint16 and np.array_equal(saved, expected)
+
+
+def test_pixel_size_adds_micrometre_columns(make_config, tmp_path):
+    out = tmp_path / "out"
+    cfg = make_config("dataset.n_images=2", "dataset.height=130", "dataset.width=170",
+                      "dataset.pixel_size=0.65", f"output.dir={out}", "cluster.n_workers=1",
+                      "runner.progress=none")  # fmt: skip
+    assert run_job(cfg).exit_code == 0
+    objects = Store(out).read_objects()
+    area, area_um2 = (np.asarray(objects.column(c)) for c in ("area", "area_um2"))
+    assert len(area) > 0
+    np.testing.assert_allclose(area_um2, area * 0.65**2)
+    assert "centroid-0_um" in objects.column_names
