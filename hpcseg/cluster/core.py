@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 # the Python module that runs one Dask worker (dask-cuda's is "dask_cuda.cli")
 DASK_WORKER_MODULE = "distributed.cli.dask_worker"
 WAIT_POLL_SECONDS = 0.25
+# Dask settings of every hpcseg scheduler: Dask retries no task whose worker died, hpcseg does
+# (hpcseg.run.batches splits the batch and counts runner.retries itself); a worker is sent only
+# as many tasks as it has threads, so a worker's death is blamed on the tasks it was running,
+# not on others queued behind them
+DASK_SETTINGS = {
+    "distributed.scheduler.allowed-failures": 0,
+    "distributed.scheduler.worker-saturation": 1.0,
+}
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 from dask_jobqueue.slurm import SLURMRunner
 from distributed import Client
 from distributed.core import rpc
 from distributed.security import Security
 
-from hpcseg.cluster.core import ClusterKind, quiet_dask_logs, wait_for_workers
+from hpcseg.cluster.core import DASK_SETTINGS, ClusterKind, quiet_dask_logs, wait_for_workers
 from hpcseg.config.schemas import SlurmRunnerConfig
 from hpcseg.errors import UserError
 
@@ -115,7 +116,8 @@ def serve_rank(cfg: SlurmRunnerConfig, output_dir: str | Path) -> None:
     job_dir = _job_dir(cfg, output_dir)
     security = _security(cfg, job_dir, create=rank == 0, timeout=cfg.worker_timeout)
     log.info("rank %d: %s", rank, "scheduler" if rank == 0 else "worker")
-    with contextlib.suppress(KeyboardInterrupt):  # how SLURMRunner ends these processes
+    # how SLURMRunner ends these processes: KeyboardInterrupt
+    with contextlib.suppress(KeyboardInterrupt), dask.config.set(DASK_SETTINGS):
         _runner(cfg, job_dir, security)
 
 

@@ -50,6 +50,11 @@ class DatasetConfig:
     z_step: float | None = param(
         None, "3-D: micrometres between planes (anisotropic voxels); needs pixel_size.", ge=0.0
     )
+    channel: str | None = param(
+        None,
+        "Channel of a multi-channel image: an index (0, 1, ...) or an OME channel name; "
+        "null = the image must have one.",
+    )
 
 
 @dataclass
@@ -312,11 +317,35 @@ ProgressMode = choices("ProgressMode", "auto bar log none")
 @dataclass
 class RunnerConfig:
     batch_size: int = param(8, "Images per task; each batch writes one Parquet part.", ge=1)
-    retries: int = param(2, "Times a batch is retried when its worker dies.", ge=0, le=20)
+    retries: int = param(
+        2,
+        "When a worker dies (memory limit, crash), its batch's images are run one by one; an "
+        "image whose worker dies again is retried this many more times, then fails.",
+        ge=0,
+        le=20,
+    )
+    image_timeout: float | None = param(
+        None,
+        "Seconds one image may take (read + segment + measure); longer: its worker is "
+        "restarted and the image fails. null = no limit.",
+        ge=1.0,
+    )
+    stop_grace: float = param(
+        60.0,
+        "On SIGTERM/SIGINT, seconds to let batches in flight finish (a second signal stops "
+        "at once).",
+        ge=0.0,
+    )
     progress: ProgressMode = param(
         ProgressMode.auto, "auto = live bar on a terminal, log lines otherwise."
     )
     log_interval: float = param(10.0, "Seconds between progress log lines.", ge=0.1)
+    dry_run: bool = param(
+        False, "List the images that would run (to do / done / changed) and exit; --dry-run."
+    )
+
+
+IdentityMode = choices("IdentityMode", "stat sha256")
 
 
 @dataclass
@@ -324,6 +353,18 @@ class OutputConfig:
     dir: str = param("hpcseg-output/${pipeline.name}", "Output folder (Parquet dataset).")
     resume: bool = param(True, "Skip images already done by the same pipeline in `dir`.")
     overwrite: bool = param(False, "Delete earlier results in `dir` first.")
+    retry_failed: bool = param(False, "Redo the images that failed in `dir` (only those).")
+    redo_changed: bool = param(
+        False, "Redo done images whose input file changed (else such a rerun is refused)."
+    )
+    identity: IdentityMode = param(
+        IdentityMode.stat,
+        "How an input is recognised on resume: stat (path, size, mtime) | sha256 (also its "
+        "content hash; reads every input).",
+    )
+    wait_for_lock: bool = param(
+        False, "Wait for another run writing `dir` to finish instead of refusing to start."
+    )
     compression: str = param("zstd", "Parquet compression codec.")
     report: bool = param(False, "Write the report PNGs (hpcseg report) when the run ends.")
     save_labels: bool = param(

@@ -1,24 +1,69 @@
-"""Checks of a composed config that its types alone cannot express: ranges and cross-field rules.
+"""Checks of a composed config that its types alone cannot express: ranges, formats (codecs,
+memory sizes, wall times), cross-field rules, and (:func:`check_folder`) whether a folder the
+run will create can be created.
 
-Pure functions on the schema dataclasses (no Hydra), run once before anything starts; each
-failure is a :class:`hpcseg.errors.UserError` naming the key and the fix.
+:func:`validate` is pure functions on the schema dataclasses (no Hydra, no files), run once
+before anything starts; each failure is a :class:`hpcseg.errors.UserError` naming the key and
+the fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import math
+import os
+import re
+import typing
+from pathlib import Path
 from typing import Any
 
-from hpcseg.config.schemas import Config
+import pyarrow as pa
+from dask.utils import parse_bytes, parse_timedelta
+
+from hpcseg.config.keys import allows_none
+from hpcseg.config.schemas import (
+    Config,
+    JobQueueClusterConfig,
+    LocalClusterConfig,
+    PBSClusterConfig,
+)
 from hpcseg.errors import UserError
+
+# the codecs pyarrow.parquet.write_table accepts (case-insensitive), 'none' = uncompressed
+PARQUET_CODECS = ("none", "snappy", "gzip", "brotli", "lz4", "lz4_raw", "zstd")
+# local worker processes per core this process may use, at most
+WORKERS_PER_CORE = 4
+# SLURM's and PBS's [[D-]HH:]MM:SS (PBS: no days)
+WALLTIME = re.compile(r"(?:(?:(?P<days>\d+)-)?(?P<hours>\d+):)?(?P<minutes>\d+):[0-5]\d")
 
 
 def validate(cfg: Config) -> Config:
     """Raise UserError for the first rule ``cfg`` breaks; return it unchanged otherwise."""
+    check_strings(cfg, "")
     check_ranges(cfg, "")
     _check_geometry(cfg)
     _check_pipeline(cfg)
+    _check_output(cfg)
+    _check_cluster(cfg)
     return cfg
+
+
+def check_strings(obj: Any, prefix: str) -> None:
+    """No string field is empty: ``key=`` on the command line gives '' (a path '' would be
+    the current folder), which is never what is meant."""
+    if not dataclasses.is_dataclass(obj):
+        return
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_strings(value, f"{key}.")
+        elif isinstance(value, str) and not isinstance(value, enum.Enum) and not value.strip():
+            doc = f.metadata.get("doc", "")
+            none = f", or {key}=null for none" if allows_none(hints[f.name]) else ""
+            raise UserError(f"{key} is empty: give it a value{none} ({doc})")
 
 
 def check_ranges(obj: Any, prefix: str) -> None:
@@ -82,3 +127,151 @@ def _check_geometry(cfg: Config) -> None:
         raise UserError(
             "dataset.z_step needs dataset.pixel_size: the voxel shape is z_step / pixel_size"
         )
+
+
+def _check_output(cfg: Config) -> None:
+    codec = cfg.output.compression
+    name = codec.lower()
+    if name not in PARQUET_CODECS:
+        raise UserError(
+            f"output.compression={codec} is not a Parquet codec: use one of "
+            f"{', '.join(PARQUET_CODECS)}"
+        )
+    if name != "none" and not _codec_available(name):
+        raise UserError(
+            f"output.compression={codec} is not available in this pyarrow build: use one of "
+            f"{', '.join(c for c in PARQUET_CODECS if c == 'none' or _codec_available(c))}"
+        )
+
+
+def _codec_available(name: str) -> bool:
+    try:
+        return bool(pa.Codec.is_available(name))
+    except ValueError:
+        return False
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. a batch allocation)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_cluster(cfg: Config) -> None:
+    c = cfg.cluster
+    if isinstance(c, LocalClusterConfig):
+        _check_memory_limit(c.memory_limit)
+        cores = usable_cores()
+        bound = WORKERS_PER_CORE * cores
+        if c.n_workers is not None and c.n_workers > bound:
+            raise UserError(
+                f"cluster.n_workers={c.n_workers} is more than {WORKERS_PER_CORE} x the {cores} "
+                f"CPU core(s) this process may use: at most {bound} local workers; "
+                "cluster.n_workers=null starts one per core"
+            )
+    if isinstance(c, JobQueueClusterConfig):
+        _check_job_memory(c.memory)
+        _check_walltime(c.walltime, days=not isinstance(c, PBSClusterConfig))
+        if c.worker_lifetime is not None:
+            _check_duration("cluster.worker_lifetime", c.worker_lifetime, positive=True)
+        _check_duration("cluster.lifetime_stagger", c.lifetime_stagger, positive=False)
+        if c.adapt and c.min_jobs > c.max_jobs:
+            raise UserError(
+                f"cluster.min_jobs={c.min_jobs} is more than cluster.max_jobs={c.max_jobs}: "
+                "adapt scales between them"
+            )
+
+
+def _check_memory_limit(value: str) -> None:
+    """``distributed``'s memory_limit: 'auto'; a number: 0 = no limit, up to 1 a fraction of
+    this machine's memory, above 1 bytes; or a size such as '4GiB' (parse_bytes, > 0)."""
+    text = value.strip()
+    if text == "auto":
+        return
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        if math.isfinite(number) and number >= 0:
+            return
+    elif _bytes(text) > 0:
+        return
+    raise UserError(
+        f"cluster.memory_limit={value} is not a memory limit: use auto (a share of this "
+        "machine's memory), a size per worker such as 4GiB or 500MB, a fraction of the "
+        "machine's memory such as 0.5, or 0 for no limit"
+    )
+
+
+def _check_job_memory(value: str) -> None:
+    if _bytes(value.strip()) <= 0:
+        raise UserError(
+            f"cluster.memory={value} is not a memory size: use the memory per job, "
+            "e.g. cluster.memory=4GiB or 500MB"
+        )
+
+
+def _bytes(text: str) -> int:
+    """``dask.utils.parse_bytes(text)``; -1 when it is not a size."""
+    try:
+        return int(parse_bytes(text))
+    except (ValueError, TypeError):
+        return -1
+
+
+def _check_walltime(value: str, days: bool) -> None:
+    m = WALLTIME.fullmatch(value.strip())
+    ok = m is not None and (days or m["days"] is None)
+    if ok and m["hours"] is not None:  # HH:MM:SS: the minutes are 00-59
+        ok = re.fullmatch(r"[0-5]\d", m["minutes"]) is not None
+    if not ok:
+        form = "[[D-]HH:]MM:SS, e.g. 01:30:00 or 2-00:00:00" if days else "HH:MM:SS, e.g. 01:30:00"
+        raise UserError(f"cluster.walltime={value} is not a wall time: use {form}")
+
+
+def _check_duration(key: str, value: str, positive: bool) -> None:
+    try:
+        seconds = parse_timedelta(value.strip())
+    except (KeyError, ValueError, TypeError):
+        seconds = None
+    if seconds is None or seconds < 0 or (positive and seconds == 0):
+        raise UserError(
+            f"{key}={value} is not a duration: use e.g. 55m, 2h or 3600s"
+            + (" (more than 0)" if positive else "")
+        )
+
+
+def check_folder(key: str, path: str | os.PathLike) -> None:
+    """Refuse (UserError) a folder the run would create or write that cannot be: ``path`` is
+    a file (or under one), or the nearest folder that exists is not writable by this process
+    (or on a read-only file system). Reads only; relative paths are from the current folder."""
+    target = Path(path).absolute()
+    try:
+        if target.is_symlink() and not target.exists():
+            raise UserError(f"{key}={path} is a link to nothing: remove it or choose another {key}")
+        if target.exists() and not target.is_dir():
+            raise UserError(f"{key}={path} is a file, not a folder: choose another {key}")
+        existing = target
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as exc:
+        raise UserError(f"{key}={path} cannot be checked ({exc.strerror})") from None
+    if not existing.is_dir():
+        raise UserError(f"{key}={path} cannot be created: {existing} is a file, not a folder")
+    if not _writable(existing):
+        verb = "written" if existing == target else "created"
+        raise UserError(
+            f"{key}={path} cannot be {verb}: {existing} is not writable here (read-only, or "
+            "not yours); use a folder you may write"
+        )
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return not read_only and os.access(folder, os.W_OK | os.X_OK)

@@ -14,8 +14,12 @@ from omegaconf import OmegaConf
 
 import hpcseg
 
-# the dataset keys that change the rows (µm columns, 3-D columns), hashed with the pipeline
-GEOMETRY_KEYS = ("pixel_size", "ndim", "z_step")
+# the dataset keys that change the rows or columns (µm columns, 3-D columns, the channel read,
+# metadata columns), hashed with the pipeline; None values are left out of the hash
+ROW_KEYS = ("pixel_size", "ndim", "z_step", "channel", "metadata_regex")
+# pipeline keys that decide which images are accepted, not what an accepted image's rows hold:
+# left out, so the fix an error message suggests can be applied to a folder's failed images
+ACCEPTANCE_KEYS = ("require_integer_input",)
 
 PACKAGES = (
     "numpy",
@@ -48,9 +52,12 @@ def fingerprint(pipeline: dict) -> str:
 
 
 def run_fingerprint(resolved: dict) -> str:
-    """The fingerprint of a resolved config (plain data): its pipeline and data geometry."""
-    geometry = {k: resolved["dataset"].get(k) for k in GEOMETRY_KEYS}
-    return fingerprint({**resolved["pipeline"], **geometry})
+    """The fingerprint of a resolved config (plain data): what decides an image's rows and the
+    tables' columns. A folder holds the results of one fingerprint only."""
+    pipeline = {k: v for k, v in resolved["pipeline"].items() if k not in ACCEPTANCE_KEYS}
+    geometry = {k: resolved["dataset"].get(k) for k in ROW_KEYS[:3]}
+    columns = {k: resolved["dataset"].get(k) for k in ROW_KEYS[3:]}
+    return fingerprint({**pipeline, **geometry, **{k: v for k, v in columns.items() if v}})
 
 
 def file_metadata(

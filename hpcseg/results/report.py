@@ -128,7 +128,7 @@ def _overlays(store: Store, rows, scored, folder: Path, n: int) -> list[Path]:
         if row["image_id"] in seen:
             continue
         seen.add(row["image_id"])
-        image = read_image(row["path"], 2**31, require_integer=False, ndim=ndim)
+        image = read_image(row["path"], 2**31, False, ndim, dataset.get("channel")).pixels
         predicted = segment(image, pipeline, sampling).labels
         truth = read_mask(row["mask_path"], image.shape) if row.get("mask_path") else None
         plane = ""

@@ -21,11 +21,16 @@ TIMED_STEPS = ("read", *STAGES, "score")
 IMAGE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("path", pa.string()),
     ("mask_path", pa.string()),
+    # the input's identity when it was processed (resume checks it): size, mtime, optional hash
+    ("input_bytes", pa.int64()),
+    ("input_mtime_ns", pa.int64()),
+    ("input_sha256", pa.string()),
     ("status", pa.string()),
     ("error", pa.string()),
     ("n_objects", pa.int64()),
     ("shape", pa.list_(pa.int64())),
     ("dtype", pa.string()),
+    ("file_pixel_size", pa.float64()),  # µm per pixel as the file declares it (OME, TIFF tags)
     ("threshold", pa.float64()),
     ("area_total", pa.int64()),
     ("area_mean", pa.float64()),

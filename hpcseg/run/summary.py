@@ -12,13 +12,18 @@ def summarise(
     store: Store, ids: set[str], skipped: int, totals: RunTotals, wall: float, compute: float
 ) -> dict:
     """Totals over the dataset's images as stored (this run and earlier ones)."""
-    columns = ["image_id", "status", "n_objects", *SCORE_COUNT_COLUMNS]
+    columns = ["image_id", "status", "n_objects", "mask_path", *SCORE_COUNT_COLUMNS]
     table = store.read_images(columns=columns)
     rows = table.to_pylist() if table is not None else []
     ok = [r for r in rows if r["image_id"] in ids and r["status"] == "ok"]
     processed = totals.n_ok + totals.n_failed
+    scored = [r for r in ok if r["n_true"] is not None]
     return {
         "accuracy": evaluate.pooled(ok),
+        # images a run with ground truth could not score: no mask matched, or a mismatched one
+        "images_not_scored": len(ok) - len(scored)
+        if scored or any(r["mask_path"] for r in ok)
+        else 0,
         "images_in_dataset": len(ids),
         "images_ok": len(ok),
         "images_failed": len(ids) - len(ok),
@@ -47,6 +52,12 @@ def print_summary(s: dict, store: Store) -> None:
             f"F1@0.5 {acc['f1_50']:.3f}, F1@0.7 {acc['f1_70']:.3f}, F1@0.9 {acc['f1_90']:.3f}, "
             f"mean F1 {acc['f1_avg']:.3f}; {acc['merges']} merges, {acc['splits']} splits "
             f"({acc['n_pred']} objects found, {acc['n_true']} true)",
+            flush=True,
+        )
+    if s["images_not_scored"]:
+        print(
+            f"hpcseg: warning: {s['images_not_scored']} image(s) could not be scored (no mask "
+            "matched, or the mask did not fit: see the `error` column of their images rows)",
             flush=True,
         )
     print(f"hpcseg: results in {store.root}  (objects/, images/, run.json)", flush=True)

@@ -19,6 +19,7 @@ from conftest import SMALL, reference_run, require_slurm, run_cli, stored_rows
 
 from hpcseg.cluster import apptainer as container
 from hpcseg.cluster import jobqueue_cluster
+from hpcseg.config.compose import load_config
 from hpcseg.config.schemas import ApptainerConfig
 from hpcseg.errors import UserError
 
@@ -71,10 +72,11 @@ def test_derived_binds(make_config, tmp_path):
     assert container.derived_binds(synthetic, out) == [str(out), str(tmp_path / "cache")]
 
 
-def test_worker_job_script_runs_python_in_the_image(make_config, tmp_path):
+def test_worker_job_script_runs_python_in_the_image(tmp_path):
     image = tmp_path / "hpcseg.sif"
     image.write_bytes(b"")
-    cfg = make_config("cluster=slurm", "container=apptainer", f"container.image={image}")
+    # composed and validated, not preflighted: writing the job script needs no runtime here
+    cfg = load_config(["cluster=slurm", "container=apptainer", f"container.image={image}"])
     prefix = container.exec_prefix(cfg.container, container.derived_binds(cfg, tmp_path / "o"))
     cluster = jobqueue_cluster(cfg.cluster, tmp_path / "o", launcher=prefix)
     try:
@@ -112,7 +114,8 @@ def test_container_errors_are_one_line_exit_2(tmp_path, args, message):
     image = tmp_path / "i.sif"
     image.write_bytes(b"")
     if shutil.which("apptainer") is None and "no-such-apptainer" not in args[0]:
-        args = [*args, "container.executable=true"]  # a command that exists, to reach the check
+        # a command that exists, to reach the image and bind checks without Apptainer
+        args = [*args, f"container.executable={shutil.which('true')}"]
     proc = run_cli("container=apptainer", *(a.format(image=image) for a in args),
                    f"output.dir={tmp_path}/out", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 2, proc.stderr

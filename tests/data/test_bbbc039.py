@@ -98,6 +98,7 @@ def test_wrong_root_or_missing_split_file_is_one_clear_error(make_config, tmp_pa
         make_config("dataset=bbbc039", f"dataset.root={tmp_path}", "dataset.split=validation")
 
 
+@pytest.mark.slow  # two local clusters
 def test_scored_run_equals_the_same_truth_as_label_tiffs(make_config, bbbc039_root, tmp_path):
     common = ("cluster.n_workers=1", "runner.progress=none")
     bbbc = make_config("dataset=bbbc039", f"dataset.root={bbbc039_root}",

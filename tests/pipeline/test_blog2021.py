@@ -52,6 +52,7 @@ def make_config_module():
 
 
 @pytest.mark.blog
+@pytest.mark.slow
 def test_labels_pixel_identical_up_to_frame_offset(frames, ours):
     with dask.config.set(scheduler="threads"):
         _, _, label_images, num_features = blog_graph(frames, CROSS_3D)
@@ -66,6 +67,7 @@ def test_labels_pixel_identical_up_to_frame_offset(frames, ours):
 
 
 @pytest.mark.blog
+@pytest.mark.slow
 def test_area_and_mean_identical_for_every_object(frames, ours):
     with dask.config.set(scheduler="threads"):
         images, _, label_images, num_features = blog_graph(frames, CROSS_3D)
@@ -83,6 +85,7 @@ def test_area_and_mean_identical_for_every_object(frames, ours):
 
 
 @pytest.mark.blog
+@pytest.mark.slow
 def test_blog_as_written_has_the_same_mask_but_labels_across_frames(frames, ours):
     """The blog labels the stack in 3-D: same foreground, but objects touching between
     consecutive frames merge into one label. hpcseg labels each frame (README, blog2021)."""

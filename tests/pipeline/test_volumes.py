@@ -110,7 +110,7 @@ def test_reader_takes_stacks_only_when_asked(tmp_path):
     stack = np.zeros((5, 32, 40), np.uint16)
     tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
     tifffile.imwrite(tmp_path / "frame.tif", stack[0])
-    assert read_image(str(tmp_path / "stack.tif"), 10**6, ndim=3).shape == (5, 32, 40)
+    assert read_image(str(tmp_path / "stack.tif"), 10**6, ndim=3).pixels.shape == (5, 32, 40)
     with pytest.raises(ImageError, match=r"for z-stacks set dataset\.ndim=3"):
         read_image(str(tmp_path / "stack.tif"), 10**6)
     with pytest.raises(ImageError, match=r"expected a 3-D z-stack \(Z, Y, X"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -24,7 +26,7 @@ def _batch(root, key: str, ids: list[str], fingerprint: str = "fp") -> None:
 
 def test_a_new_folder_is_created_and_empty(tmp_path):
     store = Store(tmp_path / "out")
-    assert store.prepare("fp", resume=True, overwrite=False) == set()
+    assert store.prepare("fp", resume=True, overwrite=False).stored == {}
     assert store.objects_dir.is_dir() and store.images_dir.is_dir()
     assert store.read_images() is None and store.read_objects() is None
 
@@ -36,7 +38,7 @@ def test_committed_batches_are_done_and_uncommitted_parts_removed(tmp_path):
     _batch(tmp_path, "b2", ["c"])
     (store.images_dir / "part-b2.parquet").unlink()  # killed between the two renames
     (store.objects_dir / ".part-b3.parquet.0000abcd.tmp").write_bytes(b"half")
-    assert store.prepare("fp", True, False) == {"a", "b"}
+    assert set(store.prepare("fp", True, False).stored) == {"a", "b"}
     assert sorted(p.name for p in store.objects_dir.iterdir()) == ["part-b1.parquet"]
     assert store.read_images(["image_id"]).column("image_id").to_pylist() == ["a", "b"]
     meta = store.read_images().schema.metadata
@@ -58,8 +60,8 @@ def test_overwrite_clears_results_labels_and_run_record(tmp_path):
     store.prepare("fp", True, False)
     _batch(tmp_path, "b1", ["a"])
     write_labels(tmp_path, "a", np.ones((4, 4), np.int32))
-    store.write_run_json({"summary": {}})
-    assert store.prepare("other", True, overwrite=True) == set()
+    store.write_run_record({"summary": {}}, datetime.now(UTC))
+    assert store.prepare("other", True, overwrite=True).stored == {}
     assert not (tmp_path / "labels").exists() and not store.run_json.exists()
     assert store.read_images() is None
 
@@ -77,3 +79,19 @@ def test_label_images_use_the_smallest_dtype(tmp_path):
     assert tifffile.imread(small).dtype == np.uint16
     assert tifffile.imread(large).dtype == np.uint32
     assert tifffile.imread(large).tolist() == [[0, 65536]]
+
+
+def test_the_fingerprint_covers_rows_and_columns_but_not_acceptance(make_config, tmp_path):
+    from hpcseg.config.schemas import as_plain
+    from hpcseg.results.provenance import run_fingerprint
+
+    def fp(*overrides):
+        return run_fingerprint(as_plain(make_config(*overrides)))
+
+    tifffile.imwrite(tmp_path / "a_1.tif", np.zeros((8, 8), np.uint16))
+    glob = ("dataset=tiff_glob", f"dataset.path={tmp_path}/*.tif")
+    base = fp(*glob)
+    assert fp(*glob, "pipeline.require_integer_input=false") == base  # which inputs: not rows
+    assert fp(*glob, "dataset.metadata_regex='(?P<well>[a-z])_'") != base  # columns
+    assert fp(*glob, "dataset.pixel_size=0.5") != base  # µm columns
+    assert fp(*glob, "pipeline.split.min_distance=5") != base  # rows

@@ -66,7 +66,7 @@ def test_resume_is_idempotent(client, records, tmp_path_factory, first, batch_si
     cfg, recs = records
     out = tmp_path_factory.mktemp("resume")
     run_into(client, cfg, [recs[i] for i in sorted(first)], out, batch_size)
-    done = Store(out).prepare("f" * 16, resume=True, overwrite=False)
+    done = set(Store(out).prepare("f" * 16, resume=True, overwrite=False).stored)
     assert done == {recs[i].image_id for i in first}
     _, store = run_into(client, cfg, [r for r in recs if r.image_id not in done], out, batch_size)
     _, ref_store = run_into(client, cfg, recs, tmp_path_factory.mktemp("once"), 10)
@@ -80,7 +80,7 @@ def test_orphan_objects_part_and_temporaries_are_cleaned(client, records, tmp_pa
     committed = sorted(store.images_dir.glob("part-*.parquet"))
     committed[0].unlink()  # as if killed between the objects and the images rename
     (store.objects_dir / ".part-x.parquet.1234.tmp").write_bytes(b"half")
-    done = store.prepare("f" * 16, resume=True, overwrite=False)
+    done = set(store.prepare("f" * 16, resume=True, overwrite=False).stored)
     assert len(done) == 2
     assert sorted(p.stem for p in store.objects_dir.iterdir()) == [committed[1].stem]
 
@@ -92,7 +92,7 @@ def test_other_pipeline_results_are_refused(client, records, tmp_path):
     run_into(client, cfg, recs[:2], tmp_path, 2)
     with pytest.raises(UserError, match="another pipeline configuration"):
         Store(tmp_path).prepare("0" * 16, resume=True, overwrite=False)
-    assert Store(tmp_path).prepare("0" * 16, resume=True, overwrite=True) == set()
+    assert Store(tmp_path).prepare("0" * 16, resume=True, overwrite=True).stored == {}
 
 
 def test_batch_key_is_stable():

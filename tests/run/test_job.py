@@ -73,7 +73,9 @@ def test_parts_carry_config_and_versions(make_config, tmp_path):
         assert b'"dask-image"' in meta[b"hpcseg.versions"]
         plain = as_plain(cfg)
         geometry = {"pixel_size": None, "ndim": 2, "z_step": None}
-        expected = fingerprint({**plain["pipeline"], **geometry})
+        # what decides the rows: the pipeline (less which inputs it accepts) and the geometry
+        pipeline = {k: v for k, v in plain["pipeline"].items() if k != "require_integer_input"}
+        expected = fingerprint({**pipeline, **geometry})
         assert meta[b"hpcseg.fingerprint"] == expected.encode()
     import json
 
@@ -116,3 +118,49 @@ def test_pixel_size_adds_micrometre_columns(make_config, tmp_path):
     assert len(area) > 0
     np.testing.assert_allclose(area_um2, area * 0.65**2)
     assert "centroid-0_um" in objects.column_names
+
+
+def test_images_that_cannot_be_scored_are_counted_and_said(tmp_path):
+    from conftest import run_cli
+
+    images, masks = tmp_path / "img", tmp_path / "gt"
+    images.mkdir()
+    masks.mkdir()
+    frame = np.full((60, 80), 100, np.uint16)
+    frame[20:40, 20:40] = 3000
+    truth = (frame > 1000).astype(np.uint16)
+    for name in ("a", "b", "c"):
+        tifffile.imwrite(images / f"{name}.tif", frame)
+    tifffile.imwrite(masks / "a.tif", truth)
+    tifffile.imwrite(masks / "b.tif", truth[:50])  # does not fit its image
+    proc = run_cli("dataset=tiff_glob", f"dataset.path={images}/*.tif",
+                   f"dataset.masks={masks}/*.tif", f"output.dir={tmp_path / 'out'}",
+                   "cluster.n_workers=1", "runner.progress=none")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: 2 image(s) could not be scored" in proc.stdout
+    rows = {r["image_id"]: r for r in Store(tmp_path / "out").read_images().to_pylist()}
+    assert rows["a"]["f1_50"] == 1.0 and rows["c"]["n_true"] is None
+    assert "not scored: mask" in rows["b"]["error"]
+
+
+def test_dataset_channel_reaches_the_workers(tmp_path):
+    """A 2-channel OME-TIFF: refused without dataset.channel, segmented with it (by name)."""
+    from conftest import run_cli
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    nuclei = np.full((60, 80), 100, np.uint16)
+    nuclei[20:40, 20:40] = 3000
+    other = np.full((60, 80), 500, np.uint16)
+    tifffile.imwrite(folder / "two.ome.tif", np.stack([other, nuclei]), ome=True,
+                     metadata={"axes": "CYX", "Channel": {"Name": ["GFP", "DAPI"]}})  # fmt: skip
+    args = ("dataset=tiff_glob", f"dataset.path={folder}/*.tif", "cluster.n_workers=1",
+            "runner.progress=none")  # fmt: skip
+    plain = run_cli(*args, f"output.dir={tmp_path / 'a'}")
+    assert plain.returncode == 1
+    error = Store(tmp_path / "a").read_images().to_pylist()[0]["error"]
+    assert "has 2 channels" in error and "dataset.channel" in error
+    chosen = run_cli(*args, "dataset.channel=DAPI", f"output.dir={tmp_path / 'b'}")
+    assert chosen.returncode == 0, chosen.stderr
+    row = Store(tmp_path / "b").read_images().to_pylist()[0]
+    assert row["status"] == "ok" and row["n_objects"] == 1 and row["shape"] == [60, 80]
