@@ -26,10 +26,13 @@ from pathlib import Path
 
 import hydra
 from hydra._internal.utils import get_args_parser
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from hpcseg import __version__
 from hpcseg.cluster import cluster_kind, container_kind
+from hpcseg.cluster.slurm import check_submission
 from hpcseg.config.compose import (
     CONFIG_MODULE,
     CONFIG_NAME,
@@ -41,11 +44,26 @@ from hpcseg.config.compose import (
 from hpcseg.config.keys import describe, sections
 from hpcseg.config.schemas import Config
 from hpcseg.config.show import check_overrides, help_text, show_config
-from hpcseg.config.sweep_points import run_sweep
+from hpcseg.config.sweep_points import (
+    current_point,
+    launch,
+    plan_sweep,
+    point_config,
+    wants_multirun,
+)
 from hpcseg.errors import UserError
+from hpcseg.results.collect import main as collect_main
 from hpcseg.results.report import main as report_main
 from hpcseg.run.job import JobResult, dry_run, preflight, run_job
 from hpcseg.run.signals import IOFailure
+from hpcseg.run.sweep import (
+    SweepStopped,
+    drive,
+    dry_run_sweep,
+    plan_is_dry_run,
+    require_ground_truth,
+    run_point,
+)
 
 VERSION = f"hpcseg {__version__} (Hydra {HYDRA_VERSION})"
 # Hydra's flags that hpcseg leaves to Hydra (argparse's names)
@@ -74,16 +92,29 @@ def _job(cfg: Config) -> JobResult:
         return JobResult(2)
 
 
-def sweep_point(composed: DictConfig) -> JobResult:
-    """The task of one multirun point: its config validated and checked on its own (again:
-    a sweeper other than Hydra's basic one is only known to have this point as it runs it)."""
-    try:
-        cfg = to_config(composed)
+def sweep_point(composed: DictConfig) -> float:
+    """The task of one multirun point, wherever the launcher runs it (here, a SLURM job): its
+    config validated and checked on its own, output.dir its own folder; its end is recorded in
+    its folder; returns its objective for an optimising sweeper (NaN if it has none)."""
+    point = current_point()
+
+    def load() -> Config:
+        cfg = point_config(composed, point.folder)
         preflight(cfg)
-    except UserError as exc:
-        _fail(str(exc))
-        return JobResult(2)
-    return _job(cfg)
+        return cfg
+
+    return run_point(point, load, run_job, _fail)
+
+
+def _sweep(overrides: list[str], argv: list[str]) -> int:
+    """``hpcseg -m``: plan and check the sweep, run it (or, with --dry-run, say what each
+    point would do), summarise it."""
+    plan = plan_sweep(overrides, check=preflight, check_objective=require_ground_truth)
+    if plan_is_dry_run(plan):
+        return dry_run_sweep(plan, dry_run)
+    if plan.on_slurm:
+        check_submission(plan.launcher_options)
+    return drive(plan, lambda: launch(plan, sweep_point), _fail, argv)
 
 
 def _reexec_in_container(cfg: Config, argv: list[str]) -> None:
@@ -100,9 +131,18 @@ def _reexec_in_container(cfg: Config, argv: list[str]) -> None:
 
 
 @hydra.main(config_path="pkg://" + CONFIG_MODULE, config_name=CONFIG_NAME, version_base="1.3")
-def _hydra_main(composed: DictConfig) -> JobResult:
-    """Hydra's own entry point, for the flags left to Hydra."""
-    return sweep_point(composed)
+def _hydra_main(composed: DictConfig) -> JobResult | float:
+    """Hydra's own entry point, for the flags left to Hydra (``-cd``, ``--experimental-rerun``):
+    one job, or with ``-m`` one sweep point."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return sweep_point(composed)
+    try:
+        cfg = to_config(composed)
+        preflight(cfg)
+    except UserError as exc:
+        _fail(str(exc))
+        return JobResult(2)
+    return _job(cfg)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,9 +208,8 @@ def run(argv: list[str]) -> int:
         return 0
     if args.resolve or args.package is not None:
         raise UserError("--resolve and -p/--package go with --cfg (or --resolve with --help)")
-    if args.multirun:
-        results = run_sweep(overrides, sweep_point, check=preflight)
-        return max((r.exit_code for r in results), default=0)
+    if args.multirun or wants_multirun(overrides):
+        return _sweep(overrides, argv)
 
     def before(cfg: Config) -> JobResult | None:
         preflight(cfg)
@@ -189,8 +228,12 @@ def main() -> None:
         sys.exit(report_main(args[1:]))
     if args[:1] == ["keys"]:  # `hpcseg keys [prefix]`: the keys' docs
         sys.exit(keys_main(args[1:]))
+    if args[:1] == ["collect"]:  # `hpcseg collect <sweep dir>`: a sweep's points in one table
+        sys.exit(collect_main(args[1:]))
     try:
         code = run(args)
+    except SweepStopped as stop:  # a signal during a point of `hpcseg -cd ... -m` (Hydra's path)
+        code = stop.exit_code
     except UserError as exc:
         _fail(str(exc))
         code = 2

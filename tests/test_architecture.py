@@ -94,3 +94,17 @@ def test_a_worker_imports_neither_hydra_nor_matplotlib():
 )
 def test_every_schema_kind_has_exactly_one_implementation(group, registry):
     assert set(SCHEMAS[group].values()) == set(registry)
+
+
+def test_the_sweep_plugins_are_optional():
+    """hpcseg imports neither submitit nor Optuna nor a Hydra plugin: `pip install hpcseg`
+    without the [sweep] extra runs everything but the SLURM launcher and the Optuna sweeper."""
+    optional = ("submitit", "optuna", "hydra_plugins")
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in optional]
+    assert found == []

@@ -18,6 +18,7 @@ from distributed import Client
 from hpcseg.cluster import apptainer, local, pbs, slurm, slurm_runner
 from hpcseg.cluster.containers import NONE, ContainerKind
 from hpcseg.cluster.core import ClusterKind, quiet_dask_logs
+from hpcseg.cluster.pool import pooled
 from hpcseg.config.schemas import ClusterConfig, ContainerConfig
 from hpcseg.errors import UserError
 from hpcseg.registry import Registry
@@ -45,9 +46,18 @@ def start_cluster(
     """A connected client for the configured cluster; everything is shut down on exit.
 
     ``launcher`` (e.g. ``apptainer exec ... IMAGE``) runs the workers' Python inside a container.
+    Inside :func:`hpcseg.cluster.pool.shared_clusters` (a sweep's points in this process), the
+    cluster of the previous run with the same settings is reused and stays open on exit.
     """
     quiet_dask_logs()
-    return cluster_kind(cfg).start(cfg, Path(output_dir), launcher)
+    kind = cluster_kind(cfg)
+
+    def start() -> AbstractContextManager[Client]:
+        return kind.start(cfg, Path(output_dir), launcher)
+
+    if not kind.poolable:
+        return start()
+    return pooled((repr(cfg), tuple(launcher or ())), start)
 
 
 def jobqueue_cluster(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from distributed import Client
 
+from hpcseg.config.validate import usable_cores
 from hpcseg.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class ClusterKind:
     ``whole_process_in_container``: every process, the driver too, re-executes inside the
     container (runner mode), instead of only the workers. ``make(cfg, output_dir, errors,
     launcher)``: for batch-job kinds, the cluster object without submitting anything (its job
-    script can be read).
+    script can be read). ``poolable``: the points of a sweep in one process may share one
+    cluster of this kind (:mod:`hpcseg.cluster.pool`).
     """
 
     schema: type
@@ -54,14 +56,22 @@ class ClusterKind:
     serve: Callable[[object, Path], None] | None = None
     whole_process_in_container: bool = False
     make: Callable[..., object] | None = None
+    poolable: bool = True
 
 
 def default_workers() -> int:
-    """One worker per core this process may use (respects CPU affinity)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    """One worker per core this process may use (its CPU affinity; SLURM_CPUS_PER_TASK in a
+    SLURM allocation)."""
+    return usable_cores()
+
+
+def default_memory_limit(n_workers: int, memory_limit: str) -> str | int:
+    """``memory_limit`` per worker; 'auto' in a SLURM allocation is its SLURM_MEM_PER_NODE
+    shared among the workers (distributed's 'auto' would share the whole node's memory)."""
+    allocated = os.environ.get("SLURM_MEM_PER_NODE", "")
+    if memory_limit.strip() != "auto" or not allocated.isdigit():
+        return memory_limit
+    return int(allocated) * 2**20 // max(1, n_workers)  # SLURM gives MiB
 
 
 # the loggers distributed configures on import (distributed.config._initialize_logging_old_style)

@@ -16,7 +16,13 @@ from pathlib import Path
 
 from distributed import Client, LocalCluster
 
-from hpcseg.cluster.core import DASK_WORKER_MODULE, ClusterKind, default_workers, wait_for_workers
+from hpcseg.cluster.core import (
+    DASK_WORKER_MODULE,
+    ClusterKind,
+    default_memory_limit,
+    default_workers,
+    wait_for_workers,
+)
 from hpcseg.config.schemas import LocalClusterConfig
 
 log = logging.getLogger(__name__)
@@ -40,7 +46,7 @@ def start(
             n_workers=n_workers,
             threads_per_worker=cfg.threads_per_worker,
             processes=True,
-            memory_limit=cfg.memory_limit,
+            memory_limit=default_memory_limit(n_workers, cfg.memory_limit),
             dashboard_address=cfg.dashboard_address,
         ) as cluster,
         Client(cluster) as client,

@@ -156,4 +156,5 @@ KIND = ClusterKind(
     serves=is_service_rank,
     serve=serve_rank,
     whole_process_in_container=True,
+    poolable=False,  # the driver's client ends the allocation's cluster when it closes
 )

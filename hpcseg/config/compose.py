@@ -29,7 +29,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from hpcseg.config.hydra_errors import one_line, unknown_key_message
 from hpcseg.config.keys import is_string_key, unknown_key
 from hpcseg.config.schemas import SCHEMAS, Config
-from hpcseg.config.validate import check_folder, validate
+from hpcseg.config.validate import (
+    check_folder,
+    memory_gib,
+    validate,
+    walltime_minutes,
+)
 from hpcseg.errors import UserError
 
 CONFIG_MODULE = "hpcseg.conf"
@@ -44,10 +49,18 @@ FOLDER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENO
 _NOT_SIMPLE = set("'\"[]{}()\\$=")
 
 
+# resolvers of hpcseg's launcher preset (conf/hydra/launcher/slurm.yaml): hpcseg's names and
+# units (sweep.memory=4GiB, sweep.walltime=01:00:00) as submitit's (mem_gb, timeout_min)
+RESOLVERS = {"hpcseg.gib": memory_gib, "hpcseg.minutes": walltime_minutes}
+
+
 def register_configs() -> None:
-    """Put the schemas in Hydra's ConfigStore (conf/*.yaml extend them); once per process
-    (the store is a singleton, and converting the schemas costs as much as a fifth of a
-    composition)."""
+    """Put the schemas in Hydra's ConfigStore (conf/*.yaml extend them) and hpcseg's resolvers
+    in OmegaConf; once per process (the store is a singleton, and converting the schemas costs
+    as much as a fifth of a composition)."""
+    for name, function in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
     cs = ConfigStore.instance()
     if "hpcseg_schema.yaml" in cs.repo:
         return

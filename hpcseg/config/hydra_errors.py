@@ -69,7 +69,13 @@ def one_line(exc: BaseException) -> str:
         if m:
             key = _full_key(text) or m.group(1)
             return f"{key} is required: add {key}=<value> on the command line"
-        m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+        m = re.search(r"Could not find '(hydra/(?:launcher|sweeper)/)?(submitit_\w+|optuna)'", text)
+        if m:
+            return (
+                f"{m.group(2)} is a Hydra plugin hpcseg does not install by default: "
+                "pip install 'hpcseg[sweep]' (hydra-submitit-launcher, hydra-optuna-sweeper)"
+            )
+        m = re.search(r"Could not find '([^']+)/([^/']+)'", text)
         if m:
             opts = re.findall(r"^\t(\S+)$", text, flags=re.M)
             avail = f"; available: {', '.join(opts)}" if opts else ""

@@ -372,6 +372,48 @@ class OutputConfig:
     )
 
 
+# ------------------------------------------------------------------------------------- sweep
+Objective = choices("Objective", "f1_avg f1_50 f1_70 f1_90")
+
+
+@dataclass
+class SweepConfig:
+    """Sweeps (``hpcseg -m``): what an optimising sweeper maximises, how the points share a
+    cluster, and each point's SLURM job under ``hydra/launcher=slurm`` (the names of
+    cluster=slurm; conf/hydra/launcher/slurm.yaml maps them onto submitit's)."""
+
+    objective: Objective = param(
+        Objective.f1_avg,
+        "The score each point returns to an optimising sweeper (hydra/sweeper=optuna), pooled "
+        "over the dataset's ground truth: f1_avg (mean F1 over IoU 0.5-0.9) | f1_50 | f1_70 "
+        "| f1_90. Higher is better.",
+    )
+    reuse_cluster: bool = param(
+        True,
+        "Points run in this process (Hydra's basic launcher) share one Dask cluster instead "
+        "of starting one each.",
+    )
+    queue: str | None = param(
+        None, "hydra/launcher=slurm: partition of the point jobs (-p); null = the default."
+    )
+    account: str | None = param(None, "hydra/launcher=slurm: account charged (-A).")
+    cores: int = param(
+        2,
+        "hydra/launcher=slurm: CPU cores per point job; its local Dask cluster gets one "
+        "worker per core.",
+        ge=1,
+    )
+    memory: str = param(
+        "4GiB", "hydra/launcher=slurm: memory per point job ('8GiB', '500MB'; whole GiB, up)."
+    )
+    walltime: str = param(
+        "01:00:00", "hydra/launcher=slurm: wall-time limit per point job (HH:MM:SS, D-HH:MM:SS)."
+    )
+    max_parallel: int = param(
+        64, "hydra/launcher=slurm: most point jobs running at once (the array's %N).", ge=1
+    )
+
+
 @dataclass
 class Config:
     dataset: Any = MISSING
@@ -380,6 +422,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 def _kinds(base: type) -> dict[str, type]:

@@ -1,18 +1,31 @@
-"""``hpcseg -m``: every point of a sweep composed and checked before the first runs, then
-Hydra's configured sweeper and launcher run them (each point validated on its own too)."""
+"""``hpcseg -m``: a sweep planned and checked before the first point runs, then run by Hydra's
+configured sweeper and launcher; and, inside each point, what Hydra knows of that point.
+
+Every point writes into its own folder ``<hydra.sweep.dir>/<n>/`` (its ``output.dir``); an
+``output.dir=X`` given with ``-m`` names the sweep folder itself. For a grid (Hydra's basic
+sweeper) every point is composed and validated first: a typo or a missing option refuses the
+whole sweep (one line, exit 2); a value that one point's validation refuses is only that
+point's failure (recorded in its folder, the others run). For an optimising sweeper (Optuna)
+the base config is checked, the dataset must have ground truth and the direction must be
+``maximize``.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.hydra import Hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hpcseg.config.compose import (
     FOLDER_ERRNOS,
@@ -23,11 +36,61 @@ from hpcseg.config.compose import (
     to_config,
 )
 from hpcseg.config.hydra_errors import one_line
-from hpcseg.config.schemas import SCHEMAS, Config
+from hpcseg.config.schemas import Config
 from hpcseg.config.validate import check_folder
 from hpcseg.errors import UserError
+from hpcseg.results.points import point_folders as records_of
 
 BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
+BASIC_LAUNCHER = f"{BasicLauncher.__module__}.{BasicLauncher.__name__}"
+OUTPUT_DIR = "output.dir"
+SWEEP_DIR = "hydra.sweep.dir"
+
+
+@dataclass
+class SweepPlan:
+    """A checked sweep, ready to launch."""
+
+    hydra: Hydra
+    composed: DictConfig  # the sweep's config (its hydra node; the points' shared values)
+    sweep_dir: Path
+    sweeper: str  # the sweeper's class path
+    launcher: str  # the launcher's class path
+    swept: list[str]  # the keys the points vary
+    objective: str  # sweep.objective
+    reuse_cluster: bool  # sweep.reuse_cluster
+    points: list[list[str]] | None = None  # a grid's points' overrides by number; else None
+    configs: dict[int, Config] = field(default_factory=dict)  # the grid's valid points
+    invalid: dict[int, str] = field(default_factory=dict)  # the grid's refused points: why
+    n_trials: int | None = None  # an optimising sweeper's trials
+    launcher_options: dict = field(default_factory=dict)  # hydra.launcher, resolved
+
+    @property
+    def in_process(self) -> bool:
+        """The points run one after another in this process (Hydra's basic launcher)."""
+        return self.launcher == BASIC_LAUNCHER
+
+    @property
+    def on_slurm(self) -> bool:
+        """The points are SLURM jobs (hydra-submitit-launcher's SLURM launcher)."""
+        return self.launcher.endswith(".SlurmLauncher")
+
+    @property
+    def expected(self) -> int:
+        return len(self.points) if self.points is not None else int(self.n_trials or 0)
+
+    def label(self, num: int) -> str:
+        return _label(num, self.points[num], self.swept) if self.points else f"point #{num}"
+
+
+def _user_error_in(exc: BaseException | None) -> UserError | None:
+    """The UserError an OmegaConf resolver raised, under the errors OmegaConf wraps it in."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, UserError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def _points(hydra: Hydra, composed: DictConfig) -> tuple[list[list[str]], list[str]]:
@@ -52,83 +115,194 @@ def _label(index: int, point: list[str], swept: list[str]) -> str:
     return f"multirun point #{index} ({' '.join(shown)})"
 
 
-def check_points(
-    overrides: list[str], check: Callable[[Config], None] = lambda cfg: None
-) -> tuple[Hydra, DictConfig, list[Config] | None]:
-    """Compose a multirun; when its sweeper is Hydra's basic one, compose, validate and
-    ``check`` every point before any runs (a bad point: one line naming its overrides), and
-    refuse points that would mix their results in one folder. Returns the Hydra instance, the
-    sweep's composed config and the points' configs (None for another sweeper, whose points
-    are only known as it runs them: each is then checked as it starts)."""
-    hydra, composed = compose_for(overrides, RunMode.MULTIRUN)
-    if composed.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
-        return hydra, composed, None
-    points, swept = _points(hydra, composed)
-    labels = [_label(i, point, swept) for i, point in enumerate(points)]
-    configs: list[Config] = []
-    for label, point in zip(labels, points, strict=True):
+def output_dir_names_sweep(overrides: list[str]) -> list[str]:
+    """``output.dir=X`` with ``-m`` names the sweep folder (``hydra.sweep.dir=X``) unless
+    ``hydra.sweep.dir`` is given too; it is dropped from the points' overrides (each point's
+    output.dir is its own folder). Sweeping ``output.dir`` itself is refused."""
+    keys = {line.split("=", 1)[0].lstrip("+~"): line for line in overrides if "=" in line}
+    line = keys.get(OUTPUT_DIR)
+    if line is None:
+        return overrides
+    rest = [o for o in overrides if "=" not in o or o.split("=", 1)[0].lstrip("+~") != OUTPUT_DIR]
+    try:
+        is_sweep = OverridesParser.create().parse_override(line).is_sweep_override()
+    except Exception as exc:
+        raise UserError(one_line(exc)) from None
+    if is_sweep:
+        raise UserError(
+            f"{line}: under -m every point writes into its own folder <hydra.sweep.dir>/<n>; "
+            "give output.dir=<folder> once (it names the sweep folder), not a list"
+        )
+    if SWEEP_DIR in keys:
+        return rest
+    return [*rest, f"{SWEEP_DIR}={line.split('=', 1)[1]}"]
+
+
+# the overrides that can make a command a sweep without -m (presets set hydra.mode: MULTIRUN)
+MODE_KEYS = ("experiment", "hparams_search", "hydra.mode")
+
+
+def wants_multirun(overrides: list[str]) -> bool:
+    """Whether ``overrides`` select a sweep without ``-m``: an ``experiment=`` or
+    ``hparams_search=`` preset (or ``hydra.mode=MULTIRUN``) that sets ``hydra.mode``. Composed
+    as Hydra does to decide (in multirun mode, so the preset's sweeps may have a,b values)."""
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
+    if not keys & set(MODE_KEYS):
+        return False
+    _, composed = compose_for(overrides, RunMode.MULTIRUN)
+    return str(composed.hydra.get("mode")) == str(RunMode.MULTIRUN)
+
+
+def plan_sweep(
+    overrides: list[str],
+    check: Callable[[Config], None] = lambda cfg: None,
+    check_objective: Callable[[Config], None] = lambda cfg: None,
+) -> SweepPlan:
+    """Compose a multirun and check it (module docstring); ``check`` runs on every valid point
+    (or the base config of an optimising sweep), ``check_objective`` on an optimising sweep's
+    base config (its dataset must have ground truth)."""
+    hydra, composed = compose_for(output_dir_names_sweep(overrides), RunMode.MULTIRUN)
+    check_hydra_folder(composed, SWEEP_DIR)
+    sweep_dir = Path(str(OmegaConf.select(composed, SWEEP_DIR)))
+    plan = SweepPlan(
+        hydra=hydra,
+        composed=composed,
+        sweep_dir=sweep_dir,
+        sweeper=str(composed.hydra.sweeper.get("_target_")),
+        launcher=str(composed.hydra.launcher.get("_target_")),
+        swept=[],
+        objective=str(composed.sweep.objective),
+        reuse_cluster=bool(composed.sweep.reuse_cluster),
+    )
+    try:
+        plan.launcher_options = OmegaConf.to_container(composed.hydra.launcher, resolve=True)
+    except Exception as exc:  # hpcseg's resolvers: sweep.memory, sweep.walltime
+        cause = _user_error_in(exc)
+        where = getattr(exc, "full_key", "hydra.launcher")
+        raise UserError(f"{where}: {cause}" if cause else one_line(exc)) from None
+    if plan.sweeper == BASIC_SWEEPER:
+        _check_grid(plan, check)
+    else:
+        _check_optimiser(plan, check, check_objective)
+    return plan
+
+
+def _point_folder(point_cfg: DictConfig, num: int) -> str:
+    """The folder Hydra gives point ``num`` (``hydra.sweep.dir/hydra.sweep.subdir``)."""
+    with open_dict(point_cfg):
+        point_cfg.hydra.job.num = num
+        point_cfg.hydra.job.id = num
+    sub = OmegaConf.select(point_cfg, "hydra.sweep.subdir")
+    return str(Path(str(OmegaConf.select(point_cfg, SWEEP_DIR))) / str(sub))
+
+
+def point_config(point_cfg: DictConfig, folder: str) -> Config:
+    """A point's composed config validated, with ``output.dir`` its own folder."""
+    with open_dict(point_cfg):
+        point_cfg.output.dir = folder
+    return to_config(point_cfg)
+
+
+def _check_grid(plan: SweepPlan, check: Callable[[Config], None]) -> None:
+    points, plan.swept = _points(plan.hydra, plan.composed)
+    plan.points = points
+    folders: dict[str, int] = {}
+    for num, point in enumerate(points):
+        label = plan.label(num)
         try:
-            point_cfg = hydra.config_loader.load_sweep_config(composed, point)
+            point_cfg = plan.hydra.config_loader.load_sweep_config(plan.composed, point)
         except Exception as exc:
             raise UserError(f"{label}: {one_line(exc)}") from None
+        folder = _point_folder(point_cfg, num)
+        if folder in folders:
+            raise UserError(
+                f"{plan.label(folders[folder])} and {label} would both write {folder}: keep "
+                "hydra.sweep.subdir=${hydra.job.num} (one folder per point)"
+            )
+        folders[folder] = num
         try:
-            cfg = to_config(point_cfg)
-            check_folder("output.dir", cfg.output.dir)
+            cfg = point_config(point_cfg, folder)
+            check_folder(OUTPUT_DIR, cfg.output.dir)
             check(cfg)
         except UserError as exc:
-            raise UserError(f"{label}: {exc}") from None
-        configs.append(cfg)
-    _distinct_outputs(labels, configs, swept)
-    return hydra, composed, configs
-
-
-def _distinct_outputs(labels: list[str], configs: list[Config], swept: list[str]) -> None:
-    """Two points writing one output.dir must agree on the pipeline and the dataset: else the
-    second is refused mid-sweep (another pipeline's folder), or mixes or skips images."""
-    first: dict[Path, tuple[str, Any]] = {}
-    for label, cfg in zip(labels, configs, strict=True):
-        where = Path(cfg.output.dir).absolute()
-        what = (cfg.pipeline, cfg.dataset)
-        seen = first.setdefault(where, (label, what))
-        if seen[1] != what:
-            raise UserError(
-                f"{seen[0]} and {label} would both write output.dir={where} with different "
-                "pipeline or dataset settings; give each point its own folder, e.g. "
-                f"'output.dir=sweep/{_folder_example(swept)}'"
-            )
-
-
-def _folder_example(swept: list[str]) -> str:
-    """An output.dir tail that differs between the points: the swept keys' values."""
-    parts = []
-    for key in swept:
-        key = key.lstrip("+~").split("@")[0]
-        if key.startswith("hydra."):
+            if _is_key_error(exc):  # a typo is every point's: refuse the sweep
+                raise UserError(f"{label}: {exc}") from None
+            plan.invalid[num] = f"{label}: {exc}"
             continue
-        ref = f"{key}.name" if key in (*SCHEMAS, "pipeline") else key
-        parts.append(f"{key.split('.')[-1]}${{{ref}}}")
-    return "_".join(parts) or "${hydra:job.num}"
+        plan.configs[num] = cfg
+    if points and len(plan.invalid) == len(points):  # nothing would run: say why up front
+        raise UserError(plan.invalid[0])
 
 
-def run_sweep(
-    overrides: list[str],
-    task: Callable[[DictConfig], Any],
-    check: Callable[[Config], None] = lambda cfg: None,
-) -> list[Any]:
-    """Run a multirun (``-m``): every point checked first (:func:`check_points`), then Hydra's
-    configured sweeper and launcher call ``task`` once per point with that point's composed
-    config; return the points' results in order."""
-    hydra, composed, _ = check_points(overrides, check)
-    check_hydra_folder(composed, "hydra.sweep.dir")
-    try:  # the sweeper's first act (same folder: `now` is cached in the config)
-        Path(str(OmegaConf.select(composed, "hydra.sweep.dir"))).mkdir(parents=True, exist_ok=True)
+def _is_key_error(exc: UserError) -> bool:
+    return str(exc).startswith(("unknown config key", "no such key", "Could not"))
+
+
+def _check_optimiser(
+    plan: SweepPlan, check: Callable[[Config], None], check_objective: Callable[[Config], None]
+) -> None:
+    sweeper = plan.composed.hydra.sweeper
+    params = OmegaConf.to_container(sweeper, resolve=False).get("params") or {}
+    plan.swept = [str(k) for k in params]
+    plan.n_trials = sweeper.get("n_trials")
+    direction = sweeper.get("direction")
+    if direction is not None and "maximize" not in str(direction):
+        raise UserError(
+            f"hydra.sweeper.direction={direction}: every sweep.objective "
+            f"({plan.objective}) is a score where higher is better; set "
+            "hydra.sweeper.direction=maximize (hparams_search=nuclei_optuna does)"
+        )
+    started = records_of(plan.sweep_dir)
+    if started:
+        raise UserError(
+            f"hydra.sweep.dir={plan.sweep_dir} already holds {len(started)} point folder(s): an "
+            "optimising sweeper starts its study from trial 0 and would ask other parameters "
+            "for them; give the study a new folder (output.dir=... or hydra.sweep.dir=...)"
+        )
+    base = copy.deepcopy(plan.composed)
+    cfg = point_config(base, _point_folder(base, 0))
+    check_folder(OUTPUT_DIR, cfg.output.dir)
+    check(cfg)
+    check_objective(cfg)
+
+
+def make_sweep_dir(plan: SweepPlan) -> None:
+    """Create the sweep folder (the sweeper's first act): a folder error is one line."""
+    try:
+        plan.sweep_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         if exc.errno not in FOLDER_ERRNOS:
             raise
-        raise UserError(folder_error("hydra.sweep.dir", composed, exc)) from None
+        raise UserError(folder_error(SWEEP_DIR, plan.composed, exc)) from None
+
+
+def launch(plan: SweepPlan, task: Callable[[DictConfig], Any]) -> None:
+    """Run the points with Hydra's configured sweeper and launcher; ``task`` is each point's
+    Hydra task function (its composed config; :func:`current_point` tells where it runs)."""
     sweeper = Plugins.instance().instantiate_sweeper(
-        config=composed, hydra_context=hydra_context(hydra, composed), task_function=task
+        config=plan.composed,
+        hydra_context=hydra_context(plan.hydra, plan.composed),
+        task_function=task,
     )
-    task_overrides = OmegaConf.to_container(composed.hydra.overrides.task, resolve=False)
-    batches = sweeper.sweep(arguments=task_overrides) or []
-    return [ret.return_value for batch in batches for ret in batch]
+    arguments = OmegaConf.to_container(plan.composed.hydra.overrides.task, resolve=False)
+    sweeper.sweep(arguments=arguments)
+
+
+@dataclass(frozen=True)
+class CurrentPoint:
+    """What Hydra knows of the point being run (read inside the task function)."""
+
+    num: int
+    overrides: list[str]
+    folder: str
+    in_process: bool
+
+
+def current_point() -> CurrentPoint:
+    hydra = HydraConfig.get()
+    return CurrentPoint(
+        num=int(hydra.job.num),
+        overrides=[str(o) for o in hydra.overrides.task],
+        folder=str(hydra.runtime.output_dir),
+        in_process=str(hydra.launcher.get("_target_")) == BASIC_LAUNCHER,
+    )

@@ -35,7 +35,9 @@ PARQUET_CODECS = ("none", "snappy", "gzip", "brotli", "lz4", "lz4_raw", "zstd")
 # local worker processes per core this process may use, at most
 WORKERS_PER_CORE = 4
 # SLURM's and PBS's [[D-]HH:]MM:SS (PBS: no days)
-WALLTIME = re.compile(r"(?:(?:(?P<days>\d+)-)?(?P<hours>\d+):)?(?P<minutes>\d+):[0-5]\d")
+WALLTIME = re.compile(
+    r"(?:(?:(?P<days>\d+)-)?(?P<hours>\d+):)?(?P<minutes>\d+):(?P<seconds>[0-5]\d)"
+)
 
 
 def validate(cfg: Config) -> Config:
@@ -46,6 +48,7 @@ def validate(cfg: Config) -> Config:
     _check_pipeline(cfg)
     _check_output(cfg)
     _check_cluster(cfg)
+    _check_sweep(cfg)
     return cfg
 
 
@@ -152,11 +155,14 @@ def _codec_available(name: str) -> bool:
 
 
 def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, e.g. a batch allocation)."""
+    """The CPU cores this process may run on: its affinity mask, and in a SLURM allocation
+    no more than its SLURM_CPUS_PER_TASK (SLURM does not always bind tasks to cores)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(cores, int(allocated)) if allocated.isdigit() and int(allocated) > 0 else cores
 
 
 def _check_cluster(cfg: Config) -> None:
@@ -222,14 +228,43 @@ def _bytes(text: str) -> int:
         return -1
 
 
-def _check_walltime(value: str, days: bool) -> None:
+def _check_walltime(value: str, days: bool, key: str = "cluster.walltime") -> None:
     m = WALLTIME.fullmatch(value.strip())
     ok = m is not None and (days or m["days"] is None)
     if ok and m["hours"] is not None:  # HH:MM:SS: the minutes are 00-59
         ok = re.fullmatch(r"[0-5]\d", m["minutes"]) is not None
     if not ok:
         form = "[[D-]HH:]MM:SS, e.g. 01:30:00 or 2-00:00:00" if days else "HH:MM:SS, e.g. 01:30:00"
-        raise UserError(f"cluster.walltime={value} is not a wall time: use {form}")
+        raise UserError(f"{key}={value} is not a wall time: use {form}")
+
+
+def walltime_minutes(value: str) -> int:
+    """A checked wall time ([[D-]HH:]MM:SS) in whole minutes, rounded up (submitit's unit)."""
+    m = WALLTIME.fullmatch(value.strip())
+    if m is None:
+        raise UserError(f"{value} is not a wall time: use [[D-]HH:]MM:SS, e.g. 01:30:00")
+    days, hours = int(m["days"] or 0), int(m["hours"] or 0)
+    seconds = ((days * 24 + hours) * 60 + int(m["minutes"])) * 60 + int(m["seconds"])
+    return max(1, math.ceil(seconds / 60))
+
+
+def memory_gib(value: str) -> int:
+    """A memory size ('4GiB', '500MB') in whole GiB, rounded up (submitit's mem_gb: SLURM's G
+    is 1024 M)."""
+    n = _bytes(value.strip())
+    if n <= 0:
+        raise UserError(f"{value} is not a memory size: use e.g. 4GiB or 500MB")
+    return max(1, math.ceil(n / 2**30))
+
+
+def _check_sweep(cfg: Config) -> None:
+    s = cfg.sweep
+    if _bytes(s.memory.strip()) <= 0:
+        raise UserError(
+            f"sweep.memory={s.memory} is not a memory size: use the memory per point job, "
+            "e.g. sweep.memory=4GiB or 500MB"
+        )
+    _check_walltime(s.walltime, days=True, key="sweep.walltime")
 
 
 def _check_duration(key: str, value: str, positive: bool) -> None:

@@ -43,7 +43,7 @@ log = logging.getLogger("hpcseg")
 class JobResult:
     """What one invocation produced: its exit code (0 all ok, 1 some images failed, 2 a
     configuration error), the summary written to run.json, and the objective a sweeper
-    maximises (pooled mean F1 over IoU 0.5-0.9; None without ground truth)."""
+    maximises (``sweep.objective`` of the pooled scores; None without ground truth)."""
 
     exit_code: int
     summary: dict | None = None
@@ -205,7 +205,7 @@ def _finish(cfg: Config, store: Store, summary: dict, totals: RunTotals, stop: S
     return JobResult(
         exit_code=1 if summary["images_failed"] else 0,
         summary=summary,
-        objective=accuracy.get("f1_avg") if accuracy else None,
+        objective=accuracy.get(cfg.sweep.objective.value) if accuracy else None,
         output_dir=str(store.root),
     )
 

@@ -62,7 +62,9 @@ def test_describe_a_prefix_and_a_kind():
     assert "cluster.memory: str = 2GiB" in memory and "cluster.memory_limit: str = auto" in memory
     assert "pipeline.smooth.method: none | gaussian = gaussian" in describe("pipeline.smooth")
     assert describe("nope") == [] and describe("dataset=nope") == []
-    assert sections() == ["dataset", "cluster", "container", "pipeline", "runner", "output"]
+    assert sections() == [
+        "dataset", "cluster", "container", "pipeline", "runner", "output", "sweep"
+    ]  # fmt: skip
 
 
 def test_unknown_keys_are_found_against_the_selected_kind():

@@ -20,7 +20,13 @@ from hpcseg.config.schemas import (
     SyntheticDatasetConfig,
     schema_fields,
 )
-from hpcseg.config.validate import check_folder, usable_cores, validate
+from hpcseg.config.validate import (
+    check_folder,
+    memory_gib,
+    usable_cores,
+    validate,
+    walltime_minutes,
+)
 from hpcseg.errors import UserError
 
 
@@ -192,3 +198,35 @@ def test_check_folder_refuses_a_parent_it_may_not_write(tmp_path, monkeypatch):
         check_folder("output.dir", tmp_path / "out" / "x")
     with pytest.raises(UserError, match=r"cannot be written: .* not writable"):
         check_folder("output.dir", tmp_path)
+
+
+# ------------------------------------------------------------------------------------ sweep
+@pytest.mark.parametrize(
+    ("walltime", "minutes"),
+    [("00:00:01", 1), ("00:30:00", 30), ("01:00:30", 61), ("1-00:00:00", 1440), ("45:00", 45)],
+)
+def test_walltimes_in_whole_minutes_rounded_up(walltime, minutes):
+    assert walltime_minutes(walltime) == minutes
+
+
+@pytest.mark.parametrize(("memory", "gib"), [("4GiB", 4), ("3.5GiB", 4), ("500MB", 1), ("4GB", 4)])
+def test_memory_in_whole_gib_rounded_up(memory, gib):
+    assert memory_gib(memory) == gib
+
+
+def test_sweep_resources_are_checked(make_config):
+    with pytest.raises(UserError, match=r"^sweep.memory=lots is not a memory size"):
+        make_config("sweep.memory=lots")
+    with pytest.raises(UserError, match=r"^sweep.walltime=90 is not a wall time"):
+        make_config("sweep.walltime=90")
+    with pytest.raises(UserError, match=r"^sweep.cores=0 is out of range"):
+        make_config("sweep.cores=0")
+
+
+def test_a_slurm_allocation_bounds_the_usable_cores(monkeypatch):
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    mine = usable_cores()
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert usable_cores() == 1
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4096")  # never more than this process may use
+    assert usable_cores() == mine
