@@ -69,7 +69,8 @@ def one_line(exc: BaseException) -> str:
         if m:
             key = _full_key(text) or m.group(1)
             return f"{key} is required: add {key}=<value> on the command line"
-        m = re.search(r"Could not find '(hydra/(?:launcher|sweeper)/)?(submitit_\w+|optuna)'", text)
+        plugin = r"Could not (?:find|load) '(hydra/(?:launcher|sweeper)/)?(submitit_\w+|optuna)'"
+        m = re.search(plugin, text)
         if m:
             return (
                 f"{m.group(2)} is a Hydra plugin hpcseg does not install by default: "

@@ -154,6 +154,8 @@ def test_a_missing_sweep_plugin_is_named_with_the_install_line():
         "submitit_slurm is a Hydra plugin hpcseg does not install by default: pip install "
         "'hpcseg[sweep]' (hydra-submitit-launcher, hydra-optuna-sweeper)"
     )
+    preset = Exception("In 'hydra/launcher/slurm': Could not load 'hydra/launcher/submitit_slurm'.")
+    assert one_line(preset) == one_line(missing)  # the preset's defaults list names it
     other = Exception("Could not find 'hydra/launcher/nope'\nAvailable options:\n\tbasic\n\tslurm")
     assert one_line(other) == "hydra/launcher=nope: no such hydra/launcher option; available: " + (
         "basic, slurm"
