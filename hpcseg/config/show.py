@@ -47,6 +47,11 @@ def show_config(
     _check_shown(composed)
     HydraConfig.instance().set_config(composed)
     OmegaConf.set_readonly(composed.hydra, None)
+    if resolve:  # against the whole config: hydra.* refers to job keys (${output.dir}, sweep.*)
+        try:
+            OmegaConf.resolve(composed)
+        except Exception as exc:
+            raise UserError(one_line(exc)) from None
     cfg = hydra.get_sanitized_cfg(composed, cfg_type)
     if package == "_global_":
         package = None

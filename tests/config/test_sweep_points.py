@@ -160,3 +160,12 @@ def test_a_missing_sweep_plugin_is_named_with_the_install_line():
     assert one_line(other) == "hydra/launcher=nope: no such hydra/launcher option; available: " + (
         "basic, slurm"
     )
+
+
+def test_cfg_hydra_resolve_shows_the_launcher_in_submitits_units():
+    from hpcseg.config.show import show_config
+
+    text = show_config(["hydra/launcher=slurm", "sweep.memory=3.5GiB", "sweep.queue=debug"],
+                       "hydra", "hydra.launcher", resolve=True)  # fmt: skip
+    assert "mem_gb: 4\n" in text and "partition: debug\n" in text and "timeout_min: 60\n" in text
+    assert "dir: hpcseg-output/nuclei/logs/" in show_config([], "hydra", "hydra.run", resolve=True)
