@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class SweepPlan:
     reuse_cluster: bool  # sweep.reuse_cluster
     points: list[list[str]] | None = None  # a grid's points' overrides by number; else None
     configs: dict[int, Config] = field(default_factory=dict)  # the grid's valid points
+    composed_points: dict[tuple[str, ...], DictConfig] = field(default_factory=dict)
     invalid: dict[int, str] = field(default_factory=dict)  # the grid's refused points: why
     n_trials: int | None = None  # an optimising sweeper's trials
     launcher_options: dict = field(default_factory=dict)  # hydra.launcher, resolved
@@ -214,6 +215,7 @@ def _check_grid(plan: SweepPlan, check: Callable[[Config], None]) -> None:
         except Exception as exc:
             raise UserError(f"{label}: {one_line(exc)}") from None
         folder = _point_folder(point_cfg, num)
+        plan.composed_points[tuple(point)] = point_cfg
         if folder in folders:
             raise UserError(
                 f"{plan.label(folders[folder])} and {label} would both write {folder}: keep "
@@ -279,13 +281,32 @@ def make_sweep_dir(plan: SweepPlan) -> None:
 def launch(plan: SweepPlan, task: Callable[[DictConfig], Any]) -> None:
     """Run the points with Hydra's configured sweeper and launcher; ``task`` is each point's
     Hydra task function (its composed config; :func:`current_point` tells where it runs)."""
+    context = hydra_context(plan.hydra, plan.composed)
+    if plan.in_process and plan.composed_points:  # a pickled job would carry every config
+        context = replace(context, config_loader=CheckedPoints(context.config_loader, plan))
     sweeper = Plugins.instance().instantiate_sweeper(
-        config=plan.composed,
-        hydra_context=hydra_context(plan.hydra, plan.composed),
-        task_function=task,
+        config=plan.composed, hydra_context=context, task_function=task
     )
     arguments = OmegaConf.to_container(plan.composed.hydra.overrides.task, resolve=False)
     sweeper.sweep(arguments=arguments)
+
+
+class CheckedPoints:
+    """Hydra's config loader, answering for the grid points :func:`plan_sweep` composed and
+    checked already: Hydra's basic sweeper (validating a batch) and launcher would compose each
+    point twice more, 0.3 s each (a third of a small point's time)."""
+
+    def __init__(self, loader: Any, plan: SweepPlan):
+        self._loader, self._planned = loader, plan.composed_points
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]):
+        planned = self._planned.get(tuple(sweep_overrides))
+        if planned is None:
+            return self._loader.load_sweep_config(master_config, sweep_overrides)
+        return copy.deepcopy(planned)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
 
 
 @dataclass(frozen=True)

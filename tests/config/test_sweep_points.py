@@ -169,3 +169,31 @@ def test_cfg_hydra_resolve_shows_the_launcher_in_submitits_units():
                        "hydra", "hydra.launcher", resolve=True)  # fmt: skip
     assert "mem_gb: 4\n" in text and "partition: debug\n" in text and "timeout_min: 60\n" in text
     assert "dir: hpcseg-output/nuclei/logs/" in show_config([], "hydra", "hydra.run", resolve=True)
+
+
+def test_the_launcher_gets_the_checked_configs_instead_of_composing_again(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from hpcseg.config.sweep_points import CheckedPoints
+
+    monkeypatch.chdir(tmp_path)
+    plan = plan_sweep(["pipeline.smooth.sigma=1,2"])
+    calls = []
+
+    class Loader:
+        def load_sweep_config(self, master, overrides):
+            calls.append(overrides)
+            return plan.hydra.config_loader.load_sweep_config(master, overrides)
+
+    loader = CheckedPoints(Loader(), plan)
+    got = loader.load_sweep_config(plan.composed, plan.points[1])
+    assert calls == []  # answered from the plan
+    fresh = plan.hydra.config_loader.load_sweep_config(plan.composed, plan.points[1])
+    assert got.pipeline.smooth.sigma == fresh.pipeline.smooth.sigma == 2.0
+    assert got.output.dir == str(plan.sweep_dir / "1")  # the point's own folder, as it runs
+    mine, theirs = OmegaConf.to_container(got.pipeline), OmegaConf.to_container(fresh.pipeline)
+    assert mine == theirs
+    got.pipeline.smooth.sigma = 5.0  # a copy: the plan's config is not changed by its user
+    assert loader.load_sweep_config(plan.composed, plan.points[1]).pipeline.smooth.sigma == 2.0
+    loader.load_sweep_config(plan.composed, ["pipeline.smooth.sigma=3"])  # not planned
+    assert calls == [["pipeline.smooth.sigma=3"]]
