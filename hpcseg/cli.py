@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -60,7 +61,6 @@ from hpcseg.run.sweep import (
     SweepStopped,
     drive,
     dry_run_sweep,
-    plan_is_dry_run,
     require_ground_truth,
     run_point,
 )
@@ -106,11 +106,26 @@ def sweep_point(composed: DictConfig) -> float:
     return run_point(point, load, run_job, _fail)
 
 
+def _once_per_inputs(check: Callable[[Config], None]) -> Callable[[Config], None]:
+    """``check`` run once per distinct dataset and container: a grid's points mostly share
+    them, and checking a dataset globs its files."""
+    passed: set[str] = set()
+
+    def once(cfg: Config) -> None:
+        key = repr((cfg.dataset, cfg.container))
+        if key not in passed:
+            check(cfg)  # a refusal raises, so the next point with these inputs is refused too
+            passed.add(key)
+
+    return once
+
+
 def _sweep(overrides: list[str], argv: list[str]) -> int:
     """``hpcseg -m``: plan and check the sweep, run it (or, with --dry-run, say what each
     point would do), summarise it."""
-    plan = plan_sweep(overrides, check=preflight, check_objective=require_ground_truth)
-    if plan_is_dry_run(plan):
+    plan = plan_sweep(overrides, check=_once_per_inputs(preflight),
+                      check_objective=require_ground_truth)  # fmt: skip
+    if plan.composed.runner.dry_run:
         return dry_run_sweep(plan, dry_run)
     if plan.on_slurm:
         check_submission(plan.launcher_options)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from distributed import Client
 
-from hpcseg.config.validate import usable_cores
 from hpcseg.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -59,12 +58,6 @@ class ClusterKind:
     poolable: bool = True
 
 
-def default_workers() -> int:
-    """One worker per core this process may use (its CPU affinity; SLURM_CPUS_PER_TASK in a
-    SLURM allocation)."""
-    return usable_cores()
-
-
 def default_memory_limit(n_workers: int, memory_limit: str) -> str | int:
     """``memory_limit`` per worker; 'auto' in a SLURM allocation is its SLURM_MEM_PER_NODE
     shared among the workers (distributed's 'auto' would share the whole node's memory)."""
@@ -103,7 +96,7 @@ def wait_for_workers(
     deadline = time.monotonic() + timeout
     while not client.scheduler_info(n_workers=-1)["workers"]:
         if errors:
-            raise UserError(f"the batch system rejected the worker job: {_reason(errors[-1])}")
+            raise UserError(f"the batch system rejected the worker job: {error_line(errors[-1])}")
         why = dead() if dead else ""
         if why:
             raise UserError(f"every worker process exited before connecting{why}")
@@ -117,9 +110,9 @@ def wait_for_workers(
     log.info("first worker connected")
 
 
-def _reason(error: str) -> str:
-    """The batch system's own error line from dask-jobqueue's exception text."""
-    lines = [
-        ln.strip() for ln in error.splitlines() if re.search(r"error|denied|invalid", ln, re.I)
-    ]
-    return lines[-1] if lines else error.strip().splitlines()[-1]
+def error_line(text: str) -> str:
+    """The batch system's own error line in an exception's text (dask-jobqueue's, submitit's):
+    the last line that says error, denied, invalid or refused, else the last line."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    telling = [ln for ln in lines if re.search(r"error|denied|invalid|refused", ln, re.I)]
+    return (telling or lines or [""])[-1]

@@ -20,10 +20,10 @@ from hpcseg.cluster.core import (
     DASK_WORKER_MODULE,
     ClusterKind,
     default_memory_limit,
-    default_workers,
     wait_for_workers,
 )
 from hpcseg.config.schemas import LocalClusterConfig
+from hpcseg.config.validate import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def start(
         with _launched(cfg, Path(output_dir), launcher) as client:
             yield client
         return
-    n_workers = cfg.n_workers or default_workers()
+    n_workers = cfg.n_workers or usable_cores()
     with (
         LocalCluster(
             n_workers=n_workers,
@@ -86,7 +86,7 @@ def worker_command(
 @contextlib.contextmanager
 def _launched(cfg: LocalClusterConfig, output_dir: Path, launcher: list[str]) -> Iterator[Client]:
     """A local scheduler and worker processes started through ``launcher`` (a container)."""
-    n_workers = cfg.n_workers or default_workers()
+    n_workers = cfg.n_workers or usable_cores()
     log_dir = output_dir / "logs" / "workers"
     log_dir.mkdir(parents=True, exist_ok=True)
     with (

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import sys
 import time
 import traceback
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hpcseg.cluster.core import error_line
 from hpcseg.cluster.pool import shared_clusters
 from hpcseg.config.schemas import Config
 from hpcseg.config.sweep_points import CurrentPoint, SweepPlan, make_sweep_dir
@@ -145,11 +145,6 @@ def require_ground_truth(cfg: Config) -> None:
         )
 
 
-def plan_is_dry_run(plan: SweepPlan) -> bool:
-    """``--dry-run`` (runner.dry_run=true) given to a sweep."""
-    return bool(plan.composed.runner.dry_run)
-
-
 def dry_run_sweep(plan: SweepPlan, dry_run: Callable[[Config], int]) -> int:
     """What each point of a grid would do in its folder, changing nothing."""
     if plan.points is None:
@@ -249,17 +244,12 @@ def _launch_failed(plan: SweepPlan, exc: Exception, report: Callable[[str], None
     (submitit's FailedJobError before any job folder exists), else 1."""
     submitted = (plan.sweep_dir / ".submitit").is_dir()
     if type(exc).__name__ == "FailedJobError" and not submitted:
-        report(f"the batch system refused the sweep's jobs: {_telling_line(exc)}")
+        report(f"the batch system refused the sweep's jobs: {_exception_line(exc)}")
         return 2
     more = "; point jobs may still be running (squeue --me)" if plan.on_slurm else ""
-    report(f"the sweep failed: {_telling_line(exc)}{more}")
+    report(f"the sweep failed: {_exception_line(exc)}{more}")
     return 1
 
 
-def _telling_line(exc: BaseException) -> str:
-    """The telling line of an exception's text (a batch system's ``error:`` line, else the
-    last line)."""
-    text = str(exc).strip() or type(exc).__name__
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    telling = [ln for ln in lines if re.search(r"error|denied|invalid|refused", ln, re.I)]
-    return (telling or lines)[-1]
+def _exception_line(exc: BaseException) -> str:
+    return error_line(str(exc)) or type(exc).__name__
