@@ -88,12 +88,68 @@ Split = choices("Split", "all training validation test")
 
 
 @dataclass
+class ZarrDatasetConfig(DatasetConfig):
+    """Zarr v2/v3 arrays or OME-Zarr images, one image per store, read lazily chunk by chunk
+    (for ``mode=tiled``: slides, plate mosaics, light-sheet volumes)."""
+
+    name: str = "zarr"
+    path: str = param(MISSING, "Glob of Zarr stores (folders), e.g. '/data/*.ome.zarr'.")
+    array: str | None = param(
+        None,
+        "Path of the array inside each store; null = the OME-Zarr multiscale level 0, or the "
+        "store itself when it is one array.",
+    )
+
+
+@dataclass
 class BBBC039DatasetConfig(DatasetConfig):
     """The public BBBC039 set as unzipped: images/*.tif, masks/*.png, metadata/<split>.txt."""
 
     name: str = "bbbc039"
     root: str = param(MISSING, "Folder holding the set's images/, masks/ and metadata/ folders.")
     split: Split = param(Split.all, "all | training | validation | test (metadata/<split>.txt).")
+
+
+# ------------------------------------------------------------------------------------- mode
+@dataclass
+class ModeConfig:
+    """How an image meets the workers: whole (many-images mode) or in chunks (tiled)."""
+
+    name: str = param(MISSING, "Mode kind (the config group option).")
+
+
+@dataclass
+class ImagesModeConfig(ModeConfig):
+    """Each image whole on one worker, many images at once (frames, plates of small fields)."""
+
+    name: str = "images"
+
+
+@dataclass
+class TiledModeConfig(ModeConfig):
+    """Each image in chunks across the workers, with results equal to the whole image's."""
+
+    name: str = "tiled"
+    chunk_size: int = param(
+        2048,
+        "Chunk edge in pixels along Y and X (a worker holds a few chunks and their halos).",
+        ge=16,
+        le=65536,
+    )
+    chunk_planes: int = param(64, "3-D: chunk depth in planes (Z).", ge=4, le=65536)
+    max_pixels: int = param(
+        2**40, "Tiled images with more pixels (voxels) than this fail (never read whole).", ge=1
+    )
+
+
+@dataclass
+class AutoModeConfig(TiledModeConfig):
+    """Tiled for the images above ``tile_above`` pixels, whole for the rest."""
+
+    name: str = "auto"
+    tile_above: int = param(
+        2**25, "auto: images with more pixels (voxels) than this are tiled (2**25: 5793²).", ge=1
+    )
 
 
 # ---------------------------------------------------------------------------------- pipeline
@@ -417,6 +473,7 @@ class SweepConfig:
 @dataclass
 class Config:
     dataset: Any = MISSING
+    mode: Any = MISSING
     cluster: Any = MISSING
     container: Any = MISSING
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -440,6 +497,7 @@ def _kinds(base: type) -> dict[str, type]:
 # group -> kind name -> schema class (the config group options' schemas)
 SCHEMAS: dict[str, dict[str, type]] = {
     "dataset": _kinds(DatasetConfig),
+    "mode": _kinds(ModeConfig),
     "cluster": _kinds(ClusterConfig),
     "container": _kinds(ContainerConfig),
 }
