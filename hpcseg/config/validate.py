@@ -46,6 +46,7 @@ def validate(cfg: Config) -> Config:
     check_ranges(cfg, "")
     _check_geometry(cfg)
     _check_pipeline(cfg)
+    _check_mode(cfg)
     _check_output(cfg)
     _check_cluster(cfg)
     _check_sweep(cfg)
@@ -101,6 +102,38 @@ def _check_pipeline(cfg: Config) -> None:
             "pipeline.split.method=none: use pipeline.refine.method=components (or none), or "
             "pipeline.split.method=watershed"
         )
+
+
+# what the tiled mode cannot do yet, and why
+NOT_TILED = {
+    ("threshold", "method", "li"): "Li's threshold iterates over the whole image",
+    ("refine", "method", "objects"): "it refines after a first split",
+    ("split", "landscape", "intensity"): "only the distance landscape is tiled",
+    ("split", "landscape", "distance_intensity"): "only the distance landscape is tiled",
+}
+
+
+def _check_mode(cfg: Config) -> None:
+    """mode=tiled/auto: the pipeline settings it supports; dataset=zarr needs it."""
+    mode = cfg.mode.name
+    if mode == "images":
+        if cfg.dataset.name == "zarr":
+            raise UserError("dataset=zarr is read chunk by chunk: add mode=tiled (or mode=auto)")
+        return
+    p = cfg.pipeline
+    for (stage, key, value), why in NOT_TILED.items():
+        if str(getattr(getattr(p, stage), key)) == value:
+            raise UserError(
+                f"pipeline.{stage}.{key}={value} is not available with mode={mode} ({why}); "
+                "use mode=images or another setting"
+            )
+    if p.measure.shape_features:
+        raise UserError(
+            f"pipeline.measure.shape_features=true is not available with mode={mode} yet "
+            "(perimeter, solidity and Euler number need each object's whole crop)"
+        )
+    if cfg.output.save_labels and mode == "tiled":
+        raise UserError("output.save_labels is not available with mode=tiled yet")
 
 
 def _check_geometry(cfg: Config) -> None:

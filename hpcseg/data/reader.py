@@ -83,12 +83,9 @@ def read_image(
     """
     try:
         with tifffile.TiffFile(path) as tif:
-            _check_pages(tif)
-            series = _one_series(tif)
-            ome = _ome_pixels(tif)
-            layout = _layout(series, ndim, channel, _channel_names(ome))
+            header = inspect_tiff(tif, ndim, channel)
+            series, layout = header.series, header.layout
             check_layout(layout.shape, np.dtype(series.dtype), max_pixels, require_integer, ndim)
-            pixel_size = _file_pixel_size(series.keyframe, ome, tif.imagej_metadata)
             pixels = _decode(series, layout)
     except ImageError:
         raise
@@ -99,7 +96,29 @@ def read_image(
     except Exception as exc:  # truncated or corrupt files raise many different errors
         raise ImageError(f"cannot read TIFF ({type(exc).__name__}: {exc})") from None
     check_values(pixels)
-    return TiffImage(pixels, pixel_size)
+    return TiffImage(pixels, header.pixel_size)
+
+
+@dataclass(frozen=True)
+class TiffHeader:
+    """What a TIFF's header says of its one image: no pixel is decoded to learn it."""
+
+    series: tifffile.TiffPageSeries
+    layout: _Layout
+    pixel_size: float | None  # µm per pixel along X, as the file declares it
+    z_step: float | None  # µm between planes (OME PhysicalSizeZ or ImageJ 'spacing')
+
+
+def inspect_tiff(tif: tifffile.TiffFile, ndim: int, channel: str | int | None) -> TiffHeader:
+    """The one image of an open TIFF, where its (Z,) Y, X pixels and ``channel`` are in its
+    series axes, and the µm per pixel and per plane it declares; raise :class:`ImageError`
+    for a layout hpcseg does not read (shared with the lazy reader of large images)."""
+    _check_pages(tif)
+    series = _one_series(tif)
+    ome = _ome_pixels(tif)
+    layout = _layout(series, ndim, channel, _channel_names(ome))
+    pixel_size = _file_pixel_size(series.keyframe, ome, tif.imagej_metadata)
+    return TiffHeader(series, layout, pixel_size, _file_z_step(ome, tif.imagej_metadata))
 
 
 def _check_pages(tif: tifffile.TiffFile) -> None:
@@ -227,8 +246,14 @@ def _layout(
     series: tifffile.TiffPageSeries, ndim: int, channel: str | int | None, names: list[str]
 ) -> _Layout:
     """Which of the series' axes become the pixels' (Z,) Y, X, and which channel is read."""
-    axes = series.get_axes(False)
-    shape = tuple(series.get_shape(False))
+    return axes_layout(series.get_axes(False), tuple(series.get_shape(False)), ndim, channel, names)
+
+
+def axes_layout(
+    axes: str, shape: tuple[int, ...], ndim: int, channel: str | int | None, names: list[str]
+) -> _Layout:
+    """Which of the axes (tifffile's letters: Y, X, Z, C or S, Q or I, T, ...) of an array of
+    ``shape`` become the pixels' (Z,) Y, X, and which channel (of ``names``, if any) is read."""
     kept = [i for i, n in enumerate(shape) if n != 1]
     kaxes = "".join(axes[i] for i in kept)
     seen = f"shape {tuple(shape[i] for i in kept)}, axes {kaxes}" if kept else "a single pixel"
@@ -342,6 +367,21 @@ def _file_pixel_size(
         return _positive(um / per_unit) if um is not None and per_unit > 0 else None
     except (ValueError, TypeError, ZeroDivisionError, OverflowError):
         return None  # informational: a malformed value is no reason to fail the image
+
+
+def _file_z_step(ome: ET.Element | None, imagej: dict | None) -> float | None:
+    """µm between planes as the file declares it: OME PhysicalSizeZ, else ImageJ's 'spacing'
+    in its 'unit'; None if it says nothing."""
+    try:
+        if ome is not None and ome.get("PhysicalSizeZ") is not None:
+            um = _UM_PER_UNIT.get(ome.get("PhysicalSizeZUnit", "µm"), math.nan)
+            return _positive(float(ome.get("PhysicalSizeZ")) * um)
+        if imagej and imagej.get("spacing") is not None:
+            um = _UM_PER_UNIT.get(str(imagej.get("unit", "")).strip())
+            return _positive(float(imagej["spacing"]) * um) if um is not None else None
+    except (ValueError, TypeError, OverflowError):
+        pass  # informational, as the pixel size
+    return None
 
 
 def check_layout(

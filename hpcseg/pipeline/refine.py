@@ -22,7 +22,8 @@ def local_background(intensity, background, size: int | tuple[int, ...]):
     weights = background.astype(xp.float32)
     level = ndi.uniform_filter(intensity.astype(xp.float32) * weights, size)
     norm = ndi.uniform_filter(weights, size)
-    fallback = float(intensity[background].mean()) if background.any() else 0.0
+    # in float64: the tiled mode adds the same sums chunk by chunk
+    fallback = float(intensity[background].mean(dtype=xp.float64)) if background.any() else 0.0
     return xp.where(norm > 1e-3, level / xp.maximum(norm, 1e-3), fallback)
 
 

@@ -113,17 +113,21 @@ def _exact_at(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, sigmas) -> np.n
     return out
 
 
-def local_gaussian(image, block_size: int | None = None, offset: float = 0.0):
+def local_gaussian(
+    image, block_size: int | None = None, offset: float = 0.0, sizes: tuple[int, ...] | None = None
+):
     """The mask ``image > gaussian(image, (block_size - 1) / 6) - offset``, bit-exact to scipy.
 
-    ``block_size=None`` uses the frame's own size per axis (the blog passes the chunk size).
+    ``block_size=None`` uses the frame's own size per axis (the blog passes the chunk size);
+    ``sizes`` gives the block per axis instead (the tiled mode: the chunk, on a crop).
     A local threshold has no single value, and the exact recheck needs the image, so this
     returns the mask itself.
     """
     be = backend_of(image)
     xp = be.xp
     x = image.astype(xp.float64)
-    sizes = x.shape if block_size is None else (block_size,) * x.ndim
+    if sizes is None:
+        sizes = x.shape if block_size is None else (block_size,) * x.ndim
     sigmas = tuple((float(s) - 1.0) / 6.0 for s in sizes)
     if x.ndim != 2 or min(sigmas) <= 1e-15:  # not the blog's case: let scipy do it
         return x > be.ndimage.gaussian_filter(x, sigmas, mode="reflect", truncate=TRUNCATE) - offset

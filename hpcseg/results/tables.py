@@ -29,6 +29,9 @@ IMAGE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("error", pa.string()),
     ("n_objects", pa.int64()),
     ("shape", pa.list_(pa.int64())),
+    ("mode", pa.string()),  # images (whole on a worker) or tiled
+    ("n_chunks", pa.int64()),  # tiled: chunks the image was cut into
+    ("chunk_grid", pa.list_(pa.int64())),  # tiled: chunks along each axis
     ("dtype", pa.string()),
     ("file_pixel_size", pa.float64()),  # µm per pixel as the file declares it (OME, TIFF tags)
     ("threshold", pa.float64()),

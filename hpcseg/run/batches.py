@@ -44,6 +44,13 @@ class RunTotals:
     not_run: int = 0  # left for the next run (stopped by a signal, or the batch not saved)
     unsaved: list[str] = field(default_factory=list)  # why batches could not be saved
 
+    def add(self, summary: BatchSummary) -> None:
+        """Count a finished batch's images."""
+        self.n_ok += summary.n_ok
+        self.n_failed += summary.n_failed
+        self.n_objects += summary.n_objects
+        self.failures += summary.failures
+
 
 @dataclass
 class _Task:
@@ -202,10 +209,7 @@ def _worker_died(task: _Task, job: BatchJob, retries: int, totals: RunTotals, pr
 
 
 def _count(totals: RunTotals, progress: Progress, summary: BatchSummary, key: str) -> None:
-    totals.n_ok += summary.n_ok
-    totals.n_failed += summary.n_failed
-    totals.n_objects += summary.n_objects
-    totals.failures += summary.failures
+    totals.add(summary)
     for image_id, error in summary.failures:
         log.warning("image %s failed: %s", image_id, error)
     n = summary.n_ok + summary.n_failed

@@ -33,6 +33,7 @@ from hpcseg.run.plan import WorkPlan, describe, plan_work
 from hpcseg.run.progress import Progress
 from hpcseg.run.signals import IOFailure, Stop, sigint_ignored, stop_on_signals
 from hpcseg.run.summary import print_summary, summarise
+from hpcseg.run.tiled import dask_mapper, process_tiled, split_by_mode
 from hpcseg.run.watchdog import timeout_folder
 from hpcseg.run.worker import BatchJob
 
@@ -240,10 +241,19 @@ def _compute(
             client = cluster.enter_context(start_cluster(cfg.cluster, root, launcher))
         t_compute = time.perf_counter()
         progress = Progress(len(todo), cfg.runner.progress.value, cfg.runner.log_interval)
+        whole, tiled = split_by_mode(cfg, todo)
         try:
             totals = run_batches(
-                client, todo, job, cfg.runner.batch_size, cfg.runner.retries, progress, stop
+                client, whole, job, cfg.runner.batch_size, cfg.runner.retries, progress, stop
             )
+            array = getattr(cfg.dataset, "array", None)
+            for record in tiled:
+                if stop.requested.is_set():
+                    totals.not_run += 1
+                    continue
+                done = process_tiled(dask_mapper(client), record, job, cfg.mode, array)
+                totals.add(done)
+                progress.batch_done(done.key, 1, done.n_failed, done.n_objects)
         finally:
             progress.close()
     return totals, time.perf_counter() - t_compute

@@ -163,7 +163,9 @@ def _progress_events(topic: str | None):
 
 
 def _process_one(record: ImageRecord, job: BatchJob) -> tuple[ImageRow, dict]:
-    row = job.image_row(record, status="ok", **file_identity(record.path, job.identity))
+    row = job.image_row(
+        record, status="ok", mode="images", **file_identity(record.path, job.identity)
+    )
     t0 = time.perf_counter()
     try:
         read = read_image(

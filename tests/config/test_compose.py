@@ -77,7 +77,7 @@ def test_overrides_reach_the_dataclasses(make_config, tmp_path):
         ("dataset=tiff_glob", "dataset.path is required"),
         # keys Hydra adds with `+` (as its own error message suggests) are still checked
         ("+dataset.pathh=x", "unknown config key 'dataset.pathh' (valid keys here: name, "),
-        ("+colour=red", "unknown config key 'colour' (valid keys here: dataset, cluster, "),
+        ("+colour=red", "unknown config key 'colour' (valid keys here: dataset, mode, cluster, "),
         ("+pipeline.smooth.x=1", "unknown config key 'pipeline.smooth.x'"),
         ("output.compression=banana", "output.compression=banana is not a Parquet codec"),
         ("cluster.memory_limit=banana", "cluster.memory_limit=banana is not a memory limit"),

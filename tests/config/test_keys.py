@@ -63,7 +63,7 @@ def test_describe_a_prefix_and_a_kind():
     assert "pipeline.smooth.method: none | gaussian = gaussian" in describe("pipeline.smooth")
     assert describe("nope") == [] and describe("dataset=nope") == []
     assert sections() == [
-        "dataset", "cluster", "container", "pipeline", "runner", "output", "sweep"
+        "dataset", "mode", "cluster", "container", "pipeline", "runner", "output", "sweep"
     ]  # fmt: skip
 
 

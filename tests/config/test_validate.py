@@ -14,6 +14,7 @@ from distributed.worker_memory import parse_memory_limit
 from hpcseg.config.schemas import (
     Config,
     ContainerConfig,
+    ImagesModeConfig,
     LocalClusterConfig,
     PBSClusterConfig,
     SlurmClusterConfig,
@@ -32,7 +33,8 @@ from hpcseg.errors import UserError
 
 def _config() -> Config:
     return Config(
-        dataset=SyntheticDatasetConfig(), cluster=LocalClusterConfig(), container=ContainerConfig()
+        dataset=SyntheticDatasetConfig(), cluster=LocalClusterConfig(), container=ContainerConfig(),
+        mode=ImagesModeConfig(),
     )
 
 
@@ -75,7 +77,8 @@ def test_schema_fields_are_found_by_class_name():
 # ------------------------------------------------------- formats, bounds, empty strings (no Hydra)
 def _slurm() -> Config:
     return Config(
-        dataset=SyntheticDatasetConfig(), cluster=SlurmClusterConfig(), container=ContainerConfig()
+        dataset=SyntheticDatasetConfig(), cluster=SlurmClusterConfig(), container=ContainerConfig(),
+        mode=ImagesModeConfig(),
     )
 
 
@@ -144,7 +147,8 @@ def test_slurm_walltimes(walltime):
 
 def test_pbs_walltime_has_no_days():
     cfg = Config(
-        dataset=SyntheticDatasetConfig(), cluster=PBSClusterConfig(), container=ContainerConfig()
+        dataset=SyntheticDatasetConfig(), cluster=PBSClusterConfig(), container=ContainerConfig(),
+        mode=ImagesModeConfig(),
     )
     cfg.cluster.walltime = "48:00:00"
     validate(cfg)

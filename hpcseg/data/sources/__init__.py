@@ -13,11 +13,11 @@ from types import ModuleType
 
 from hpcseg.config.schemas import DatasetConfig
 from hpcseg.data.records import Dataset
-from hpcseg.data.sources import bbbc039, synthetic, tiff_glob
+from hpcseg.data.sources import bbbc039, synthetic, tiff_glob, zarr_store
 from hpcseg.registry import Registry
 
 KINDS: Registry[ModuleType] = Registry(
-    "dataset", {kind.SCHEMA: kind for kind in (synthetic, tiff_glob, bbbc039)}
+    "dataset", {kind.SCHEMA: kind for kind in (synthetic, tiff_glob, bbbc039, zarr_store)}
 )
 
 

@@ -1,0 +1,403 @@
+"""What a worker runs for one chunk of a tiled image, pass by pass.
+
+Every function here takes the :class:`TileJob`, the chunk's number and grid index and what the
+driver decided in the passes before; it reads the crop it needs (its core grown by the halo of
+its operators) from the image or the scratch arrays, writes its core to a scratch array and
+returns a small dict of per-label values (never pixels, except the chunk's faces). Each pass
+gives the same pixels the whole-image pipeline (:mod:`hpcseg.pipeline.segment`) computes there:
+the halos are the operators' exact reach, and the crops are clipped at the image border, where
+the operators' own border rules then apply as on the whole image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+
+from hpcseg.config.schemas import PipelineConfig
+from hpcseg.pipeline import clean, smooth, threshold
+from hpcseg.pipeline.grid import ChunkGrid, Region, box, union, within
+from hpcseg.pipeline.moments import label_moments
+from hpcseg.pipeline.sampling import Sampling, per_axis, window
+from hpcseg.pipeline.stitch import faces_of, label_chunk
+from hpcseg.results.scratch import Scratch
+
+SMOOTHERS = {"none": smooth.identity, "gaussian": smooth.gaussian}
+NEAR_MARGIN = 3  # refine.refine_objects' defaults: the box dilation and the background window
+BACKGROUND_WINDOW = 31
+
+
+def gaussian_radius(sigmas: tuple[float, ...]) -> tuple[int, ...]:
+    """scipy's kernel radius per axis (truncate 4); 0 where the axis is not filtered."""
+    return tuple(int(4.0 * s + 0.5) if s > 1e-15 else 0 for s in sigmas)
+
+
+def _half(sizes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(s // 2 for s in sizes)
+
+
+def _add(*halos: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(sum(h)) for h in zip(*halos, strict=True))
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """One tiled image: its pixels, the pipeline, the grid and the scratch folder."""
+
+    image: Any  # has .shape, .dtype and .read(region) (hpcseg.data.large.LargeImage)
+    pipeline: PipelineConfig
+    sampling: Sampling
+    grid: ChunkGrid
+    scratch_dir: str
+    min_size: int
+
+    @property
+    def scratch(self) -> Scratch:
+        return Scratch(self.scratch_dir, self.grid)
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        return self.sampling.spacing(self.grid.ndim)
+
+    @property
+    def structure(self) -> np.ndarray:
+        return ndi.generate_binary_structure(self.grid.ndim, self.pipeline.label.connectivity)
+
+    @property
+    def smoothed_dtype(self) -> np.dtype:
+        keep = self.pipeline.smooth.keep_dtype
+        return np.dtype(self.image.dtype) if keep else np.dtype(np.float32)
+
+    @property
+    def smooth_halo(self) -> tuple[int, ...]:
+        c = self.pipeline.smooth
+        if str(c.method) == "none" or c.sigma <= 0:
+            return (0,) * self.grid.ndim
+        return gaussian_radius(per_axis(c.sigma, self.spacing))
+
+    @property
+    def local_sizes(self) -> tuple[int, ...]:
+        """local_gaussian's block per axis: the configured one, else the chunk (the blog passes
+        ``images.chunksize``)."""
+        block = self.pipeline.threshold.block_size
+        return (block,) * self.grid.ndim if block else self.grid.chunk
+
+    @property
+    def global_threshold(self) -> bool:
+        return str(self.pipeline.threshold.method) != "local_gaussian"
+
+    @property
+    def threshold_halo(self) -> tuple[int, ...]:
+        if self.global_threshold:
+            return (0,) * self.grid.ndim
+        return gaussian_radius(tuple((s - 1.0) / 6.0 for s in self.local_sizes))
+
+    @property
+    def footprint(self) -> np.ndarray | None:
+        c = self.pipeline.clean
+        return clean.opening_footprint(str(c.opening), c.opening_radius, self.spacing)
+
+    @property
+    def opening_halo(self) -> tuple[int, ...]:
+        fp = self.footprint
+        return (0,) * self.grid.ndim if fp is None else tuple(2 * (s // 2) for s in fp.shape)
+
+
+def committed(step: str, fn, job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """Run one chunk of a pass and commit its result (after the arrays it wrote)."""
+    result = fn(job, k, index, extra)
+    job.scratch.save_result(step, k, result)
+    return result
+
+
+# ------------------------------------------------------------------------------ pixel passes
+def threshold_input(job: TileJob, smoothed: np.ndarray) -> np.ndarray:
+    """What the global threshold is computed on (log intensity for log_otsu)."""
+    if str(job.pipeline.threshold.method) == "log_otsu":
+        return np.log(np.maximum(smoothed, 1).astype(np.float32))
+    return smoothed
+
+
+def smooth_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """The smoothed core (scratch ``smoothed``); the threshold input's range."""
+    core = job.grid.core(index)
+    crop = job.grid.grow(core, job.smooth_halo)
+    c = job.pipeline.smooth
+    smoothed = SMOOTHERS[str(c.method)](job.image.read(crop), c.sigma, c.keep_dtype, job.spacing)
+    smoothed = np.ascontiguousarray(smoothed[within(core, crop)])
+    job.scratch.write("smoothed", core, smoothed)
+    if not job.global_threshold:
+        return {}
+    values = threshold_input(job, smoothed)
+    return {"low": np.asarray(values.min()), "high": np.asarray(values.max())}
+
+
+def histogram_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """The chunk's histogram of the threshold input over the image's range ``extra``."""
+    low, high = extra
+    values = threshold_input(job, job.scratch.read("smoothed", job.grid.core(index)))
+    if np.issubdtype(values.dtype, np.integer):  # skimage: one bin per integer value
+        counts = np.bincount(
+            values.ravel().astype(np.int64) - int(low), minlength=int(high) - int(low) + 1
+        )
+    else:
+        counts = np.histogram(values, bins=256, range=(low, high))[0]
+    return {"counts": counts.astype(np.int64)}
+
+
+def mask_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """The thresholded and opened core (scratch ``mask``); with hole filling, the labels of
+    its background (scratch ``background``), which background labels touch the image border,
+    and the faces."""
+    core = job.grid.core(index)
+    opened_crop = job.grid.grow(core, job.opening_halo)
+    crop = job.grid.grow(opened_crop, job.threshold_halo)
+    smoothed = job.scratch.read("smoothed", crop)
+    c = job.pipeline.threshold
+    if job.global_threshold:
+        mask = threshold.apply(smoothed, extra)
+    else:
+        mask = threshold.local_gaussian(smoothed, offset=c.offset, sizes=job.local_sizes)
+    mask = mask[within(opened_crop, crop)]
+    if job.footprint is not None:
+        mask = clean.open_mask(mask, job.footprint)
+    mask = np.ascontiguousarray(mask[within(core, opened_crop)])
+    job.scratch.write("mask", core, mask.astype(np.uint8))
+    if not job.pipeline.clean.fill_holes:
+        return {}
+    # fill_holes labels ~mask with the cross; a background label is a hole unless it touches
+    # the image border
+    labels, n = label_chunk(~mask, clean.cross(mask.ndim))
+    job.scratch.write("background", core, labels)
+    border = np.zeros(n + 1, bool)
+    for axis, (lo, hi) in enumerate(zip(core, job.grid.shape, strict=False)):
+        if lo.start == 0:
+            border[np.take(labels, 0, axis=axis)] = True
+        if lo.stop == hi:
+            border[np.take(labels, -1, axis=axis)] = True
+    return {"n": np.asarray(n), "border": border[1:], **_faces(labels)}
+
+
+def _faces(labels: np.ndarray) -> dict:
+    out = {}
+    for axis, (first, last) in enumerate(faces_of(labels)):
+        out[f"face{axis}_0"], out[f"face{axis}_1"] = first, last
+    return out
+
+
+def faces_from(result: dict, ndim: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The faces a chunk result carries (see :func:`faces_of`)."""
+    return [(result[f"face{a}_0"], result[f"face{a}_1"]) for a in range(ndim)]
+
+
+def _parts(labels: np.ndarray, n: int, core: Region) -> dict:
+    """Per-label pixel count, box and first pixel (global raster index) of a chunk's labels,
+    with its faces."""
+    counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    start = np.zeros((n, labels.ndim), np.int64)
+    stop = np.zeros((n, labels.ndim), np.int64)
+    for i, found in enumerate(ndi.find_objects(labels, max_label=n)):
+        if found is not None:
+            start[i] = [s.start + c.start for s, c in zip(found, core, strict=True)]
+            stop[i] = [s.stop + c.start for s, c in zip(found, core, strict=True)]
+    return {"n": np.asarray(n), "count": counts.astype(np.int64), "start": start, "stop": stop,
+            **_faces(labels)}  # fmt: skip
+
+
+def clean_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """Holes filled (``extra``: this chunk's background label -> is a hole), then the
+    components labelled (scratch ``parts``) with their sizes and boxes."""
+    core = job.grid.core(index)
+    mask = job.scratch.read("mask", core).astype(bool)
+    if extra is not None:
+        mask |= extra[job.scratch.read("background", core)]
+    labels, n = label_chunk(mask, job.structure)
+    job.scratch.write("parts", core, labels)
+    return _parts(labels, n, core)
+
+
+def relabel_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """``extra = (source, target, lut)``: scratch ``target`` = lut[``source``] (global ids)."""
+    source, target, lut = extra
+    core = job.grid.core(index)
+    job.scratch.write(target, core, lut[job.scratch.read(source, core)].astype(np.int32))
+    return {}
+
+
+# ------------------------------------------------------------------------------ refinement
+def refine_windows(job: TileJob) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The box dilation's and the background window's sizes per axis (refine.refine_objects)."""
+    return window(NEAR_MARGIN, job.spacing), window(BACKGROUND_WINDOW // 2, job.spacing)
+
+
+def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """Per object of scratch ``objects`` in this core: pixel count, sums of the smoothed
+    intensity and its square, the sum of the local background level where it is defined and
+    the count where it is not; the sum and count of the background pixels (the fallback)."""
+    near_size, bg_size = refine_windows(job)
+    core = job.grid.core(index)
+    level_crop = job.grid.grow(core, _half(bg_size))
+    label_crop = job.grid.grow(level_crop, _half(near_size))
+    labels = job.scratch.read("objects", label_crop)
+    near = ndi.maximum_filter(labels > 0, size=near_size)[within(level_crop, label_crop)]
+    intensity = job.scratch.read("smoothed", level_crop)
+    weights = (~near).astype(np.float32)
+    level = ndi.uniform_filter(intensity.astype(np.float32) * weights, bg_size)
+    norm = ndi.uniform_filter(weights, bg_size)
+    inner = within(core, level_crop)
+    level, norm = level[inner], norm[inner]
+    defined = norm > 1e-3
+    level = level / np.maximum(norm, 1e-3)
+    own = labels[within(core, label_crop)].ravel()
+    values = intensity[inner].ravel()
+    background = ~near[inner].ravel()
+    fg = np.flatnonzero(own)
+    ids, group = np.unique(own[fg], return_inverse=True)
+    v = values[fg].astype(np.float64)
+    lv = level.ravel()[fg].astype(np.float64)
+    ok = defined.ravel()[fg]
+    m = len(ids)
+    return {
+        "ids": ids.astype(np.int64),
+        "count": np.bincount(group, minlength=m).astype(np.int64),
+        "sum": np.bincount(group, weights=v, minlength=m),
+        "sum2": np.bincount(group, weights=v * v, minlength=m),
+        "level": np.bincount(group, weights=np.where(ok, lv, 0.0), minlength=m),
+        "undefined": np.bincount(group, weights=~ok, minlength=m).astype(np.int64),
+        "bg_sum": np.asarray(values[background].astype(np.float64).sum()),
+        "bg_count": np.asarray(int(background.sum())),
+    }
+
+
+def refine_apply_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """Each object cut at its own threshold (``extra``: cut per object id), the remaining
+    components labelled (scratch ``parts``) with sizes and boxes."""
+    core = job.grid.core(index)
+    labels = job.scratch.read("objects", core)
+    values = job.scratch.read("smoothed", core).astype(np.float64)
+    kept = (labels > 0) & (values > extra[labels])
+    parts, n = label_chunk(kept, job.structure)
+    job.scratch.write("parts", core, parts)
+    return _parts(parts, n, core)
+
+
+# ------------------------------------------------------------------------------ watershed
+def split_radii(job: TileJob) -> tuple[tuple[int, ...], tuple[int, ...], tuple[float, ...]]:
+    """The seed window's half-size, the landscape smoothing's radius and sigmas, per axis."""
+    c = job.pipeline.split
+    sigmas = per_axis(c.smoothing, job.spacing) if c.smoothing > 0 else (0.0,) * job.grid.ndim
+    return _half(window(c.min_distance, job.spacing)), gaussian_radius(sigmas), sigmas
+
+
+def _padded(start: np.ndarray, stop: np.ndarray, shape: tuple[int, ...]) -> Region:
+    """An object's box grown by one pixel (as object_distance), clipped to the image."""
+    return tuple(slice(max(int(a) - 1, 0), min(int(b) + 1, s))
+                 for a, b, s in zip(start, stop, shape, strict=True))  # fmt: skip
+
+
+def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """The watershed landscape of this core (scratch ``height``: each object's distance to its
+    edge, from the object's whole box, smoothed) and its seeds (the window maxima) labelled
+    (scratch ``seedparts``) with each seed's first pixel and the object it falls in.
+
+    ``extra``: the objects' boxes (start, stop), indexed by object id.
+    """
+    starts, stops = extra
+    half, radius, sigmas = split_radii(job)
+    core = job.grid.core(index)
+    peak_crop = job.grid.grow(core, half)
+    region = job.grid.grow(peak_crop, radius)
+    labels = job.scratch.read("objects", region)
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    boxes = {int(i): _padded(starts[i], stops[i], job.grid.shape) for i in ids}
+    outer = region
+    for b in boxes.values():
+        outer = union(outer, b)
+    all_labels = job.scratch.read("objects", outer) if outer != region else labels
+    distance = np.zeros(all_labels.shape, np.float32)
+    for i, b in boxes.items():
+        where = within(b, outer)
+        own = all_labels[where] == i
+        distance[where][own] = ndi.distance_transform_edt(own, sampling=job.spacing)[own]
+    height = distance[within(region, outer)]
+    if job.pipeline.split.smoothing > 0:
+        height = ndi.gaussian_filter(height, sigmas)
+        height[labels == 0] = 0
+    size = window(job.pipeline.split.min_distance, job.spacing)
+    peaks_height = height[within(peak_crop, region)]
+    maxima = ndi.maximum_filter(peaks_height, size=size)
+    inner = within(core, peak_crop)
+    core_height = np.ascontiguousarray(peaks_height[inner])
+    peaks = (core_height == maxima[inner]) & (core_height > 0)
+    job.scratch.write("height", core, core_height)
+    seeds, n = label_chunk(peaks, np.ones((3,) * peaks.ndim, bool))
+    job.scratch.write("seedparts", core, seeds)
+    flat = seeds.ravel()
+    pixels = np.flatnonzero(flat)
+    first_local = np.unique(flat[pixels], return_index=True)[1]
+    first_local = pixels[first_local]
+    coords = np.unravel_index(first_local, seeds.shape)
+    global_coords = tuple(c + r.start for c, r in zip(coords, core, strict=True))
+    first = np.ravel_multi_index(global_coords, job.grid.shape).astype(np.int64)
+    owner = labels[within(core, region)].ravel()[first_local].astype(np.int64)
+    return {"n": np.asarray(n), "first": first, "owner": owner, **_faces(seeds)}
+
+
+def objects_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """The final objects of this core as keys (scratch ``keys``): object id x base + the seed
+    id that flooded the pixel (0 for an object that is not split), with their mergeable
+    measurements and first pixels.
+
+    ``extra``: None (no split) or (is_split per object id, boxes (start, stop), base).
+    """
+    core = job.grid.core(index)
+    labels = job.scratch.read("objects", core)
+    if extra is None:
+        keys = labels.astype(np.int64)
+    else:
+        is_split, (starts, stops), base = extra
+        keys = labels.astype(np.int64) * base
+        present = np.unique(labels)
+        origin, end = [c.start for c in core], [c.stop for c in core]
+        for i in present[(present > 0) & is_split[present]]:
+            b = box(starts[i], stops[i])
+            own = job.scratch.read("objects", b) == i
+            markers = job.scratch.read("seeds", b) * own
+            flooded = watershed(
+                -job.scratch.read("height", b), markers, mask=own,
+                connectivity=job.pipeline.label.connectivity,
+            )  # fmt: skip
+            part = box(np.maximum(starts[i], origin), np.minimum(stops[i], end))
+            inside = own[within(part, b)]
+            keys[within(part, core)][inside] = int(i) * base + flooded[within(part, b)][inside]
+    job.scratch.write("keys", core, keys)
+    return _measure(job, keys, core)
+
+
+def _measure(job: TileJob, keys: np.ndarray, core: Region) -> dict:
+    """Mergeable per-key sums of the raw pixels, first pixels, and the background histogram."""
+    raw = job.image.read(core)
+    flat = keys.ravel()
+    uniq, inverse = np.unique(flat, return_inverse=True)
+    local = inverse.reshape(keys.shape).astype(np.int32)
+    if uniq[0] != 0:  # no background pixel: local ids must start at 1
+        local += 1
+        uniq = np.concatenate([[0], uniq])
+    moments = label_moments(local, raw, offset=tuple(c.start for c in core))
+    first_local = np.unique(local.ravel(), return_index=True)[1][1:]
+    coords = np.unravel_index(first_local, keys.shape)
+    first = np.ravel_multi_index(
+        tuple(c + r.start for c, r in zip(coords, core, strict=True)), job.grid.shape
+    )
+    out = {name: getattr(moments, name) for name in moments.__dataclass_fields__}
+    out["label"] = uniq[moments.label].astype(np.int64)
+    out["first"] = first.astype(np.int64)
+    outside = raw[keys == 0]
+    if np.issubdtype(raw.dtype, np.integer) and outside.size:
+        out["bg_hist"] = np.bincount(outside.ravel().astype(np.int64))
+    return out

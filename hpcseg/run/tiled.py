@@ -1,0 +1,457 @@
+"""The tiled mode: one image too large for a worker, segmented chunk by chunk, equal to the
+whole-image pipeline.
+
+The driver runs the passes of :mod:`hpcseg.run.tile_tasks` over the chunk grid and makes the
+decisions that need the whole image between them, from the chunks' small results only:
+
+1. ``smooth``: each core smoothed (halo: the Gaussian's radius); the threshold input's range.
+2. ``histogram`` (global thresholds): per-chunk histograms over that range are added and the
+   threshold computed from their sum, as scikit-image computes it from the whole image.
+3. ``mask``: thresholded (the local Gaussian threshold with its own halo), opened; with hole
+   filling its background labelled: a background component is a hole unless it touches the
+   image border (joined across chunks by :class:`~hpcseg.pipeline.stitch.Components`).
+4. ``clean``: holes filled, components labelled and joined; those below the size filter go.
+5. ``refine_stats`` / ``refine_apply`` (refine=components): per-object sums give each object
+   its cut; the cut objects are labelled, joined and size-filtered again.
+6. ``seeds`` (split=watershed): each object's distance map from its whole box, the smoothed
+   landscape and its window maxima; seeds joined across chunks and given to the object of their
+   first pixel; ``objects``: every object with two or more seeds is flooded on its own box.
+7. The final objects are numbered by their first pixel in raster order (as the whole-image
+   labelling numbers them) and measured from per-chunk partial sums
+   (:func:`hpcseg.pipeline.moments.merge`).
+
+Tasks grow with chunks; the driver's work with objects and chunk faces; a worker holds a chunk
+and its halo (an object's box when it floods or measures a split object).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from skimage.filters import threshold_otsu
+
+from hpcseg.config.schemas import Config, TiledModeConfig
+from hpcseg.data.identity import file_identity
+from hpcseg.data.large import open_large
+from hpcseg.data.reader import read_mask
+from hpcseg.data.records import ImageRecord
+from hpcseg.errors import ImageError
+from hpcseg.pipeline import clean
+from hpcseg.pipeline.grid import ChunkGrid
+from hpcseg.pipeline.measure import column_names, from_moments
+from hpcseg.pipeline.moments import LabelMoments, merge
+from hpcseg.pipeline.segment import min_object_size
+from hpcseg.pipeline.stitch import Components
+from hpcseg.results.evaluate import score
+from hpcseg.results.parts import write_batch
+from hpcseg.results.scratch import tiled_root
+from hpcseg.results.tables import images_schema, images_table, objects_table
+from hpcseg.run import tile_tasks as tasks
+from hpcseg.run.tile_tasks import TileJob, faces_from
+from hpcseg.run.worker import BatchJob, BatchSummary, batch_key
+
+log = logging.getLogger("hpcseg")
+
+# a mapper runs fn(job, k, index, extra) for every (k, index, extra) and returns the results
+# in order; ``shared`` is the extra of items whose own extra is None (sent once per worker)
+Mapper = Callable[[str, Callable, TileJob, list, Any], list[dict]]
+
+
+@dataclass
+class TiledSegmentation:
+    """What a tiled image gives: the objects' columns (as :func:`measure`), the decisions,
+    and what it took."""
+
+    objects: dict
+    threshold: float | None
+    summary: dict
+    n_chunks: int
+    chunk_grid: tuple[int, ...]
+    n_tasks: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # of labels 1..n
+
+    def labels(self, keys: np.ndarray) -> np.ndarray:
+        """Final labels (1..n by first pixel, 0 background) of a block of scratch ``keys``."""
+        order = np.argsort(self.keys)
+        at = np.searchsorted(self.keys, keys, sorter=order)
+        at = np.minimum(at, max(len(order) - 1, 0))
+        found = (len(order) > 0) & (self.keys[order[at]] == keys) if len(order) else keys < 0
+        return (
+            np.where(found, order[at] + 1, 0).astype(np.int32)
+            if len(order)
+            else np.zeros(keys.shape, np.int32)
+        )
+
+
+def serial_mapper(step: str, fn: Callable, job: TileJob, items: list, shared: Any) -> list:
+    """Run the chunks one after another in this process (tests, one-core runs)."""
+    return [tasks.committed(step, fn, job, k, index, shared if extra is None else extra)
+            for k, index, extra in items]  # fmt: skip
+
+
+def dask_mapper(client) -> Mapper:
+    """Run the chunks as tasks on a Dask client (the shared value is sent once per worker)."""
+
+    def run(step: str, fn: Callable, job: TileJob, items: list, shared: Any) -> list:
+        if not items:
+            return []
+        [job_f] = client.scatter([job], broadcast=True, hash=False)
+        shared_f = (
+            client.scatter([shared], broadcast=True, hash=False)[0] if shared is not None else None
+        )
+        futures = [
+            client.submit(tasks.committed, step, fn, job_f, k, index,
+                          shared_f if extra is None else extra,
+                          key=f"hpcseg-tile-{step}-{k}-{time.monotonic_ns()}", pure=False)
+            for k, index, extra in items
+        ]  # fmt: skip
+        return client.gather(futures)
+
+    return run
+
+
+class _Passes:
+    """Runs passes, reusing the chunks an earlier (killed) run committed."""
+
+    def __init__(self, job: TileJob, mapper: Mapper, progress: Callable[[str, int], None] | None):
+        self.job, self.mapper, self.progress = job, mapper, progress
+        self.indices = job.grid.indices()
+        self.n_tasks = 0
+        self.seconds: dict[str, float] = {}
+
+    def run(self, step: str, fn: Callable, per_chunk: list | None = None, shared: Any = None):
+        t0 = time.perf_counter()
+        results = [self.job.scratch.load_result(step, k) for k in range(len(self.indices))]
+        todo = [
+            (k, index, per_chunk[k] if per_chunk is not None else None)
+            for k, index in enumerate(self.indices)
+            if results[k] is None
+        ]
+        for (k, _, _), result in zip(
+            todo, self.mapper(step, fn, self.job, todo, shared), strict=True
+        ):
+            results[k] = result
+        self.n_tasks += len(todo)
+        self.seconds[step] = time.perf_counter() - t0
+        if self.progress:
+            self.progress(step, len(todo))
+        return results
+
+
+def segment_tiled(
+    job: TileJob, mapper: Mapper = serial_mapper, progress: Callable | None = None
+) -> TiledSegmentation:
+    """Segment and measure ``job.image`` chunk by chunk (see the module doc)."""
+    cfg, grid = job.pipeline, job.grid
+    for name, dtype in (("smoothed", job.smoothed_dtype), ("mask", np.uint8),
+                        ("background", np.int32), ("parts", np.int32), ("objects", np.int32),
+                        ("height", np.float32), ("seedparts", np.int32), ("seeds", np.int32),
+                        ("keys", np.int64)):  # fmt: skip
+        job.scratch.create(name, dtype)
+    passes = _Passes(job, mapper, progress)
+    n = len(passes.indices)
+
+    smoothed = passes.run("smooth", tasks.smooth_chunk)
+    value = None
+    if job.global_threshold:
+        value = _global_threshold(job, passes, smoothed)
+    masks = passes.run("mask", tasks.mask_chunk, shared=value)
+    holes: list | None = None
+    if cfg.clean.fill_holes:
+        background = Components.join(grid, _counts(masks), _faces(masks, grid.ndim),
+                                     clean.cross(grid.ndim))  # fmt: skip
+        touches = np.zeros(background.n_components + 1, bool)
+        np.logical_or.at(
+            touches, background.component[1:], np.concatenate([m["border"] for m in masks])
+        )
+        is_hole = ~touches
+        is_hole[0] = False
+        holes = [is_hole[background.of_chunk(k)] for k in range(n)]
+    parts = passes.run("clean", tasks.clean_chunk, per_chunk=holes or [None] * n)
+    n_objects, boxes = _keep(job, passes, parts, "objects_clean")
+    if str(cfg.refine.method) == "components" and n_objects:
+        stats = passes.run("refine_stats", tasks.refine_stats_chunk)
+        parts = passes.run(
+            "refine_apply", tasks.refine_apply_chunk, shared=_cuts(job, stats, n_objects)
+        )
+        n_objects, boxes = _keep(job, passes, parts, "objects_refined")
+    split = None
+    if str(cfg.split.method) == "watershed" and n_objects:
+        split = _seeds(job, passes, n_objects, boxes)
+    measured = passes.run("objects", tasks.objects_chunk, shared=split)
+    objects, summary, keys = _objects(job, measured)
+    return TiledSegmentation(
+        objects=objects,
+        threshold=value,
+        summary=summary,
+        n_chunks=n,
+        chunk_grid=grid.counts,
+        n_tasks=passes.n_tasks,
+        seconds=passes.seconds,
+        keys=keys,
+    )
+
+
+def _counts(results: list[dict]) -> list[int]:
+    return [int(r["n"]) for r in results]
+
+
+def _faces(results: list[dict], ndim: int) -> list:
+    return [faces_from(r, ndim) for r in results]
+
+
+def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> float:
+    """Otsu (on intensity or log intensity) from the sum of the chunks' histograms: the same
+    bins, counts and arithmetic as scikit-image on the whole image."""
+    low = min(r["low"] for r in smoothed)[()]
+    high = max(r["high"] for r in smoothed)[()]
+    log_scale = str(job.pipeline.threshold.method) == "log_otsu"
+    if low == high:  # skimage returns the single value
+        found = low
+    else:
+        histograms = passes.run("histogram", tasks.histogram_chunk, shared=(low, high))
+        counts = np.sum([h["counts"] for h in histograms], axis=0)
+        if np.issubdtype(low.dtype, np.integer):
+            centres = np.arange(low.item(), high.item() + 1)
+        else:
+            # numpy scalars, as np.histogram takes the range from the image: the edges are
+            # computed in the image dtype
+            edges = np.histogram(np.zeros(0, low.dtype), bins=256, range=(low, high))[1]
+            centres = (edges[:-1] + edges[1:]) / 2.0
+        found = threshold_otsu(hist=(counts, centres))
+    if log_scale:
+        found = np.exp(found)
+    return float(found) * job.pipeline.threshold.correction
+
+
+def _keep(job: TileJob, passes: _Passes, parts: list[dict], step: str) -> tuple[int, tuple]:
+    """Join the chunks' components, drop those below the size filter, number the rest 1..n
+    (scratch ``objects``); their boxes (start, stop), indexed by id."""
+    comps = Components.join(job.grid, _counts(parts), _faces(parts, job.grid.ndim), job.structure)
+    sizes = comps.total(np.concatenate([p["count"] for p in parts]))
+    keep = sizes >= max(job.min_size, 1) if job.min_size > 1 else sizes > 0
+    keep[0] = False
+    new_id = np.where(keep, np.cumsum(keep), 0)
+    starts = comps.minimum(np.concatenate([p["start"] for p in parts]).reshape(-1, job.grid.ndim))
+    stops = comps.maximum(np.concatenate([p["stop"] for p in parts]).reshape(-1, job.grid.ndim))
+    order = np.flatnonzero(keep)
+    boxes = (np.concatenate([np.zeros((1, job.grid.ndim), np.int64), starts[order]]),
+             np.concatenate([np.zeros((1, job.grid.ndim), np.int64), stops[order]]))  # fmt: skip
+    luts = [("parts", "objects", new_id[comps.of_chunk(k)]) for k in range(len(parts))]
+    passes.run(f"relabel_{step}", tasks.relabel_chunk, per_chunk=luts)
+    return int(keep.sum()), boxes
+
+
+def _cuts(job: TileJob, stats: list[dict], n_objects: int) -> np.ndarray:
+    """Each object's cut (refine.refine_objects), from its chunks' sums; index 0: never."""
+
+    def total(name: str, dtype) -> np.ndarray:
+        out = np.zeros(n_objects + 1, dtype)
+        for s in stats:
+            np.add.at(out, s["ids"], s[name])
+        return out
+
+    bg_count = sum(int(s["bg_count"]) for s in stats)
+    fallback = sum(float(s["bg_sum"]) for s in stats) / bg_count if bg_count else 0.0
+    counts = np.maximum(total("count", np.int64), 1)
+    mean = total("sum", np.float64) / counts
+    spread = np.sqrt(np.maximum(total("sum2", np.float64) / counts - mean**2, 0))
+    peak = mean + 1.28 * spread
+    undefined = total("undefined", np.int64)
+    level = (total("level", np.float64) + undefined * float(np.float32(fallback))) / counts
+    cut = level + job.pipeline.refine.fraction * (peak - level)
+    cut[0] = np.inf
+    return cut
+
+
+def _seeds(job: TileJob, passes: _Passes, n_objects: int, boxes: tuple) -> tuple:
+    """The seeds joined across chunks, each given to the object of its first pixel (scratch
+    ``seeds``); which objects have two or more."""
+    found = passes.run("seeds", tasks.seeds_chunk, shared=boxes)
+    seeds = Components.join(job.grid, _counts(found), _faces(found, job.grid.ndim),
+                            np.ones((3,) * job.grid.ndim, bool))  # fmt: skip
+    first = np.concatenate([f["first"] for f in found])
+    owner = np.concatenate([f["owner"] for f in found])
+    seed = seeds.component[1:]
+    order = np.lexsort((first, seed))
+    leading = order[np.unique(seed[order], return_index=True)[1]]
+    per_object = np.bincount(owner[leading], minlength=n_objects + 1)
+    luts = [("seedparts", "seeds", seeds.of_chunk(k)) for k in range(len(found))]
+    passes.run("relabel_seeds", tasks.relabel_chunk, per_chunk=luts)
+    return per_object >= 2, boxes, seeds.n_components + 1
+
+
+def _objects(job: TileJob, measured: list[dict]) -> tuple[dict, dict, np.ndarray]:
+    """The objects' columns: keys merged over chunks, numbered by first pixel, measured."""
+    names = [f for f in LabelMoments.__dataclass_fields__]
+    parts = [LabelMoments(**{f: m[f] for f in names}) for m in measured if len(m["label"])]
+    ndim, shape = job.grid.ndim, job.grid.shape
+    microns = job.sampling.microns(ndim)
+    if not parts:
+        empty = np.zeros((0, ndim, 2), np.int64)
+        parts = [LabelMoments(np.zeros(0, np.int64), np.zeros(0, np.int64), *(np.zeros(0),) * 4,
+                              np.zeros((0, ndim)), np.zeros((0, ndim, ndim)), np.zeros((0, ndim)),
+                              empty[:, :, 0], empty[:, :, 1])]  # fmt: skip
+    total = merge(parts) if len(parts) > 1 else parts[0]
+    keys = np.concatenate([m["label"] for m in measured])
+    firsts = np.concatenate([m["first"] for m in measured])
+    first = np.full(len(total.label), np.iinfo(np.int64).max)
+    np.minimum.at(first, np.searchsorted(total.label, keys), firsts)
+    keep = np.ones(len(total.label), bool)
+    if job.pipeline.clean.exclude_border:
+        keep = ~np.any((total.bbox_start == 0) | (total.bbox_stop == np.asarray(shape)), axis=1)
+    order = np.flatnonzero(keep)[np.argsort(first[keep], kind="stable")]
+    ordered = LabelMoments(**{f: getattr(total, f)[order] for f in names})
+    ordered.label = np.arange(1, len(order) + 1, dtype=np.int64)
+    out = from_moments(ordered, shape, microns)
+    objects = {c: out[c] for c in column_names(ndim, False, microns is not None)}
+    hist = [m["bg_hist"] for m in measured if "bg_hist" in m]
+    summary = {
+        "area_total": int(ordered.count.sum()),
+        "area_mean": float(ordered.count.mean()) if len(order) else None,
+        "background": _median(hist),
+    }
+    return objects, summary, total.label[order]
+
+
+def _median(histograms: list[np.ndarray]) -> float | None:
+    """The median of the background pixels from their added histograms (np.median's value)."""
+    if not histograms:
+        return None
+    total = np.zeros(max(len(h) for h in histograms), np.int64)
+    for h in histograms:
+        total[: len(h)] += h
+    n = int(total.sum())
+    if n == 0:
+        return None
+    cumulative = np.cumsum(total)
+    low = int(np.searchsorted(cumulative, (n - 1) // 2, side="right"))
+    high = int(np.searchsorted(cumulative, n // 2, side="right"))
+    return (low + high) / 2.0
+
+
+def chunk_shape(ndim: int, chunk_size: int, chunk_planes: int, shape: tuple[int, ...]) -> tuple:
+    """The chunk per axis for ``mode.chunk_size`` / ``mode.chunk_planes``, at most the image."""
+    want = (chunk_planes, chunk_size, chunk_size)[-ndim:]
+    return tuple(min(w, s) for w, s in zip(want, shape, strict=True))
+
+
+def n_pixels(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+# ------------------------------------------------------------------------------ in a job
+def _score(record: ImageRecord, job: TileJob, result: TiledSegmentation, max_pixels: int) -> dict:
+    """Scores against the ground-truth mask (read whole: masks come with test sets)."""
+    if math.prod(job.grid.shape) > max_pixels:
+        return {"error": f"not scored: the mask has more than dataset.max_pixels={max_pixels}"}
+    t0 = time.perf_counter()
+    whole = tuple(slice(0, s) for s in job.grid.shape)
+    try:
+        truth = read_mask(record.mask_path, job.grid.shape)
+    except ImageError as exc:
+        return {"error": f"not scored: {exc}"}
+    scores = score(truth, result.labels(job.scratch.read("keys", whole)))
+    return {**scores, "seconds_score": time.perf_counter() - t0}
+
+
+def split_by_mode(cfg: Config, records: list[ImageRecord]) -> tuple[list, list]:
+    """The records to run whole (many-images mode) and those to tile: ``mode=auto`` tiles
+    the images above ``mode.tile_above`` pixels (read from their headers); an image whose
+    header cannot be read runs whole, where it fails with its reason."""
+    name = cfg.mode.name
+    if name == "images":
+        return list(records), []
+    if name == "tiled":
+        return [], list(records)
+    whole, tiled = [], []
+    array = getattr(cfg.dataset, "array", None)
+    for record in records:
+        try:
+            shape = open_large(record.path, cfg.dataset.ndim, cfg.dataset.channel, array).shape
+        except ImageError:
+            whole.append(record)
+            continue
+        (tiled if math.prod(shape) > cfg.mode.tile_above else whole).append(record)
+    return whole, tiled
+
+
+def process_tiled(
+    mapper: Mapper,
+    record: ImageRecord,
+    job: BatchJob,
+    mode: TiledModeConfig,
+    array: str | None = None,
+) -> BatchSummary:
+    """Segment one image tiled and commit its part (objects, then the images row), as
+    :func:`hpcseg.run.worker.process_batch` does for a batch; its scratch folder is kept until
+    the part is committed, so a rerun after a kill resumes at the chunks not done."""
+    summary = BatchSummary(key=batch_key([record]))
+    schema = job.objects_schema()
+    row = job.image_row(
+        record, status="ok", mode="tiled", **file_identity(record.path, job.identity)
+    )
+    row.update(hostname=socket.gethostname(), slurm_job_id=os.environ.get("SLURM_JOB_ID"))
+    t0 = time.perf_counter()
+    scratch = None
+    columns: dict[str, list] = {f.name: [] for f in schema}
+    try:
+        image = open_large(record.path, job.ndim, job.channel, array)
+        if math.prod(image.shape) > mode.max_pixels:
+            raise ImageError(f"{record.path}: {math.prod(image.shape)} pixels is more than "
+                             f"mode.max_pixels={mode.max_pixels}")  # fmt: skip
+        grid = ChunkGrid(image.shape, chunk_shape(len(image.shape), mode.chunk_size,
+                                                   mode.chunk_planes, image.shape))  # fmt: skip
+        row.update(shape=list(image.shape), dtype=str(image.dtype),
+                   file_pixel_size=image.pixel_size, n_chunks=len(grid),
+                   chunk_grid=list(grid.counts))  # fmt: skip
+        folder = tiled_root(job.out_dir) / f"{record.image_id}-{job.fingerprint[:12]}"
+        tile_job = TileJob(image, job.pipeline, job.sampling, grid, str(folder),
+                           min_object_size(job.pipeline, grid.ndim, job.sampling))  # fmt: skip
+        scratch = tile_job.scratch
+        meta = {"fingerprint": job.fingerprint, "chunk": list(grid.chunk),
+                "input": {k: v for k, v in row.items() if k.startswith("input_")}}  # fmt: skip
+        if scratch.prepare(meta):
+            log.info(
+                "%s: resuming the chunks an earlier run finished in %s", record.image_id, folder
+            )
+
+        def progress(step: str, done: int) -> None:
+            log.info(
+                "%s: %s done (%d of %d chunks run now)", record.image_id, step, done, len(grid)
+            )
+
+        result = segment_tiled(tile_job, mapper, progress)
+    except ImageError as exc:
+        row.update(status="failed", error=str(exc), n_objects=0)
+        result = None
+    if result is not None:
+        n = len(result.objects["label"])
+        row.update(n_objects=n, threshold=result.threshold, **result.summary)
+        columns["image_id"] = [record.image_id] * n
+        for name, value in record.metadata:
+            columns[name] = [value] * n
+        for name, values in result.objects.items():
+            columns[name] = np.asarray(values).tolist()
+        summary.n_ok, summary.n_objects = 1, n
+        if record.mask_path:
+            row.update(_score(record, tile_job, result, job.max_pixels))
+    else:
+        summary.n_failed = 1
+        summary.failures.append((record.image_id, row["error"]))
+    row["seconds_total"] = time.perf_counter() - t0
+    write_batch(job.out_dir, summary.key, objects_table(columns, schema),
+                images_table([row], images_schema(job.metadata_columns)), job.file_metadata,
+                job.compression)  # fmt: skip
+    if scratch is not None and result is not None:
+        scratch.remove()
+    return summary
