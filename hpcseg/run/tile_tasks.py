@@ -11,6 +11,7 @@ the operators' own border rules then apply as on the whole image.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +111,7 @@ class TileJob:
 def committed(step: str, fn, job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
     """Run one chunk of a pass and commit its result (after the arrays it wrote)."""
     result = fn(job, k, index, extra)
+    result["slurm_job_id"] = np.asarray(os.environ.get("SLURM_JOB_ID", ""))  # who ran it
     job.scratch.save_result(step, k, result)
     return result
 
@@ -363,18 +365,25 @@ def objects_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> d
         is_split, (starts, stops), base = extra
         keys = labels.astype(np.int64) * base
         present = np.unique(labels)
-        origin, end = [c.start for c in core], [c.stop for c in core]
-        for i in present[(present > 0) & is_split[present]]:
-            b = box(starts[i], stops[i])
-            own = job.scratch.read("objects", b) == i
-            markers = job.scratch.read("seeds", b) * own
-            flooded = watershed(
-                -job.scratch.read("height", b), markers, mask=own,
-                connectivity=job.pipeline.label.connectivity,
-            )  # fmt: skip
-            part = box(np.maximum(starts[i], origin), np.minimum(stops[i], end))
-            inside = own[within(part, b)]
-            keys[within(part, core)][inside] = int(i) * base + flooded[within(part, b)][inside]
+        split = present[(present > 0) & is_split[present]]
+        if len(split):
+            # one read of the arrays over all split objects' boxes, then crops in memory
+            region = box(starts[split].min(axis=0), stops[split].max(axis=0))
+            all_labels = job.scratch.read("objects", region)
+            all_seeds = job.scratch.read("seeds", region)
+            all_height = job.scratch.read("height", region)
+            origin, end = [c.start for c in core], [c.stop for c in core]
+            for i in split:
+                b = box(starts[i], stops[i])
+                where = within(b, region)
+                own = all_labels[where] == i
+                flooded = watershed(
+                    -all_height[where], all_seeds[where] * own, mask=own,
+                    connectivity=job.pipeline.label.connectivity,
+                )  # fmt: skip
+                part = box(np.maximum(starts[i], origin), np.minimum(stops[i], end))
+                inside = own[within(part, b)]
+                keys[within(part, core)][inside] = int(i) * base + flooded[within(part, b)][inside]
     job.scratch.write("keys", core, keys)
     return _measure(job, keys, core)
 
@@ -383,17 +392,16 @@ def _measure(job: TileJob, keys: np.ndarray, core: Region) -> dict:
     """Mergeable per-key sums of the raw pixels, first pixels, and the background histogram."""
     raw = job.image.read(core)
     flat = keys.ravel()
-    uniq, inverse = np.unique(flat, return_inverse=True)
-    local = inverse.reshape(keys.shape).astype(np.int32)
-    if uniq[0] != 0:  # no background pixel: local ids must start at 1
-        local += 1
-        uniq = np.concatenate([[0], uniq])
+    pixels = np.flatnonzero(flat)
+    uniq, first_local, inverse = np.unique(flat[pixels], return_index=True, return_inverse=True)
+    local = np.zeros(keys.shape, np.int32)
+    local.ravel()[pixels] = inverse + 1
     moments = label_moments(local, raw, offset=tuple(c.start for c in core))
-    first_local = np.unique(local.ravel(), return_index=True)[1][1:]
-    coords = np.unravel_index(first_local, keys.shape)
+    coords = np.unravel_index(pixels[first_local], keys.shape)
     first = np.ravel_multi_index(
         tuple(c + r.start for c, r in zip(coords, core, strict=True)), job.grid.shape
     )
+    uniq = np.concatenate([[0], uniq])
     out = {name: getattr(moments, name) for name in moments.__dataclass_fields__}
     out["label"] = uniq[moments.label].astype(np.int64)
     out["first"] = first.astype(np.int64)

@@ -78,6 +78,7 @@ class TiledSegmentation:
     n_tasks: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # of labels 1..n
+    slurm_job_ids: list[str] = field(default_factory=list)
 
     def labels(self, keys: np.ndarray) -> np.ndarray:
         """Final labels (1..n by first pixel, 0 background) of a block of scratch ``keys``."""
@@ -126,6 +127,7 @@ class _Passes:
         self.job, self.mapper, self.progress = job, mapper, progress
         self.indices = job.grid.indices()
         self.n_tasks = 0
+        self.job_ids: set[str] = set()  # the SLURM jobs whose workers ran chunks
         self.seconds: dict[str, float] = {}
 
     def run(self, step: str, fn: Callable, per_chunk: list | None = None, shared: Any = None):
@@ -141,6 +143,7 @@ class _Passes:
         ):
             results[k] = result
         self.n_tasks += len(todo)
+        self.job_ids.update(i for i in {str(r.get("slurm_job_id", "")) for r in results} if i)
         self.seconds[step] = time.perf_counter() - t0
         if self.progress:
             self.progress(step, len(todo))
@@ -198,6 +201,7 @@ def segment_tiled(
         n_tasks=passes.n_tasks,
         seconds=passes.seconds,
         keys=keys,
+        slurm_job_ids=sorted(passes.job_ids),
     )
 
 
@@ -437,6 +441,8 @@ def process_tiled(
     if result is not None:
         n = len(result.objects["label"])
         row.update(n_objects=n, threshold=result.threshold, **result.summary)
+        if result.slurm_job_ids:  # the worker jobs that ran its chunks
+            row["slurm_job_id"] = ",".join(result.slurm_job_ids)
         columns["image_id"] = [record.image_id] * n
         for name, value in record.metadata:
             columns[name] = [value] * n

@@ -3,8 +3,6 @@ where the ground truth says, and every file kind it writes reads back pixel for 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import tifffile

@@ -20,7 +20,9 @@ def test_stores_resolve_to_records_named_without_zarr(make_config, tmp_path):
     stores(tmp_path, ["b.ome.zarr", "a.zarr", "c"])
     (tmp_path / "not-a-store").mkdir()
     (tmp_path / "file.tif").write_bytes(b"x")
-    cfg = make_config("dataset=zarr", "mode=tiled", f"dataset.path={tmp_path}/*", "dataset.array=null")
+    cfg = make_config(
+        "dataset=zarr", "mode=tiled", f"dataset.path={tmp_path}/*", "dataset.array=null"
+    )
     assert isinstance(cfg.dataset, ZarrDatasetConfig)
     data = sources.resolve(cfg.dataset)
     assert [r.image_id for r in data.records] == ["a", "b", "c"]
