@@ -1,0 +1,175 @@
+"""The tiled mode equals the whole-image pipeline: labels, threshold and measurements, for any
+chunking (one chunk, sizes that do not divide the image, chunks smaller than a nucleus,
+objects across corners and over three or more chunks, empty chunks), in 2-D and 3-D.
+
+Integers (labels, areas, boxes, counts) are compared exactly. Floats are compared to 1e-9
+relative: per-object sums are added chunk by chunk in another order than one bincount over the
+whole image (e.g. the intensity spread, merged by Chan's formula), so their last bits may
+differ; integer-valued sums (areas, intensity sums of integer pixels, coordinate sums) are
+exact either way.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hpcseg.config.compose import load_config
+from hpcseg.data.mosaic import mosaic_region
+from hpcseg.data.synthetic import synthetic_frame, synthetic_stack
+from hpcseg.pipeline.grid import ChunkGrid
+from hpcseg.pipeline.sampling import Sampling
+from hpcseg.pipeline.segment import min_object_size, segment
+from hpcseg.run.tile_tasks import TileJob, committed
+from hpcseg.run.tiled import segment_tiled
+
+NUCLEI = load_config([]).pipeline
+NUCLEI_3D = load_config(["dataset=synthetic3d"]).pipeline
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """An array with the LargeImage interface (shape, dtype, read)."""
+
+    pixels: np.ndarray
+
+    @property
+    def shape(self):
+        return self.pixels.shape
+
+    @property
+    def dtype(self):
+        return self.pixels.dtype
+
+    def read(self, region):
+        return self.pixels[region]
+
+
+def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling=Sampling()):
+    """The tiled result and its label image."""
+    with tempfile.TemporaryDirectory() as folder:
+        grid = ChunkGrid(image.shape, chunk)
+        job = TileJob(InMemory(image), cfg, sampling, grid, folder,
+                      min_object_size(cfg, image.ndim, sampling))  # fmt: skip
+        result = segment_tiled(job)
+        keys = job.scratch.read("keys", tuple(slice(0, s) for s in image.shape))
+    return result, result.labels(keys)
+
+
+def assert_equal_to_one_shot(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling=Sampling()):
+    one = segment(image, cfg, sampling)
+    result, labels = tiled(image, cfg, chunk, sampling)
+    np.testing.assert_array_equal(labels, one.labels)
+    assert result.threshold == one.threshold
+    assert result.summary["area_total"] == one.summary["area_total"]
+    assert list(result.objects) == list(one.objects)
+    for name, expected in one.objects.items():
+        got = np.asarray(result.objects[name])
+        expected = np.asarray(expected)
+        if expected.dtype.kind in "iub":
+            np.testing.assert_array_equal(got, expected, err_msg=name)
+        else:
+            np.testing.assert_allclose(got, expected, rtol=1e-9, atol=0, err_msg=name)
+    return one
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [(260, 348), (128, 128), (50, 65), (17, 19)],
+    ids=["one chunk", "128 (does not divide)", "50x65", "17x19 (smaller than a nucleus)"],
+)
+def test_nuclei_tiled_equals_one_shot_on_a_frame(chunk):
+    image = (
+        synthetic_frame(0, 1)[0][:260, :348]
+        if chunk[0] > 20
+        else synthetic_frame(0, 1)[0][:140, :150]
+    )
+    one = assert_equal_to_one_shot(image, NUCLEI, chunk)
+    assert len(one.objects["label"]) > 10
+
+
+def test_objects_across_chunk_corners_and_many_chunks_are_one_object_each():
+    image = synthetic_frame(0, 1)[0][:200, :260]
+    one = segment(image, NUCLEI)
+    _, labels = tiled(image, NUCLEI, (23, 29))
+    grid = ChunkGrid(image.shape, (23, 29))
+    spans = [len({tuple(np.array(p) // grid.chunk) for p in np.argwhere(one.labels == i)})
+             for i in range(1, one.labels.max() + 1)]  # fmt: skip
+    assert max(spans) >= 4  # some nucleus lies on four or more chunks (a corner)
+    np.testing.assert_array_equal(labels, one.labels)
+
+
+def test_empty_chunks_and_an_empty_image():
+    image = synthetic_frame(0, 1)[0][:260, :348].copy()
+    image[:, 200:] = image[:, :200].min()  # the right part is flat background
+    assert_equal_to_one_shot(image, NUCLEI, (64, 64))
+    flat = np.full((90, 120), 100, np.uint16)
+    result, labels = tiled(flat, NUCLEI, (40, 50))
+    assert len(result.objects["label"]) == 0 and not labels.any()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    height=st.integers(60, 170),
+    width=st.integers(60, 170),
+    chunk_y=st.integers(12, 180),
+    chunk_x=st.integers(12, 180),
+    connectivity=st.sampled_from([1, 2]),
+)
+@pytest.mark.slow
+def test_property_nuclei_tiled_equals_one_shot(seed, height, width, chunk_y, chunk_x, connectivity):
+    image = mosaic_region(seed, (height, width), (slice(0, height), slice(0, width)))
+    cfg = load_config([f"pipeline.label.connectivity={connectivity}"]).pipeline
+    assert_equal_to_one_shot(image, cfg, (min(chunk_y, height), min(chunk_x, width)))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["pipeline.threshold.method=otsu", "pipeline.refine.method=none"],
+        ["pipeline.clean.fill_holes=false", "pipeline.split.method=none"],
+        ["pipeline.clean.opening=disk", "pipeline.clean.opening_radius=2"],
+        ["pipeline.clean.exclude_border=true"],
+        ["pipeline.smooth.keep_dtype=true", "pipeline.threshold.method=otsu"],
+        ["pipeline.split.smoothing=0", "pipeline.split.min_distance=7"],
+    ],
+    ids=["otsu", "no holes no split", "disk opening", "exclude border", "integer otsu", "seeds"],
+)
+def test_other_settings_tiled_equal_one_shot(overrides):
+    image = synthetic_frame(3, 0)[0][:300, :400]
+    assert_equal_to_one_shot(image, load_config(overrides).pipeline, (70, 90))
+
+
+@pytest.mark.parametrize("chunk", [(20, 64, 64), (13, 50, 70)], ids=["20x64x64", "13x50x70"])
+def test_nuclei_3d_tiled_equals_one_shot(chunk):
+    stack = synthetic_stack(3, 0)[0]
+    sampling = Sampling(0.5, 1.0)  # anisotropic: z planes twice the pixel size apart
+    one = assert_equal_to_one_shot(stack, NUCLEI_3D, chunk, sampling)
+    assert len(one.objects["label"]) > 5
+
+
+def test_chunk_results_are_reused_after_an_interruption(tmp_path):
+    """A pass's committed chunks are not run again (the tiled mode's resume)."""
+    image = synthetic_frame(0, 2)[0]
+    grid = ChunkGrid(image.shape, (200, 200))
+    job = TileJob(InMemory(image), NUCLEI, Sampling(), grid, str(tmp_path), 30)
+    calls = []
+
+    def counting(step, fn, job, items, shared):
+        calls.append((step, len(items)))
+        return [committed(
+            step, fn, job, k, index, shared if extra is None else extra)
+            for k, index, extra in items]  # fmt: skip
+
+    first = segment_tiled(job, counting)
+    job.scratch.result_path("objects", 4).unlink()  # as if killed before chunk 4 committed
+    calls.clear()
+    second = segment_tiled(job, counting)
+    assert dict(calls)["objects"] == 1 and all(n == 0 for s, n in calls if s != "objects")
+    np.testing.assert_array_equal(first.objects["area"], second.objects["area"])
