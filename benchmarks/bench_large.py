@@ -1,7 +1,7 @@
 """The tiled mode on one large synthetic mosaic: throughput, memory, and its peers in the same run.
 
     .venv/bin/python benchmarks/bench_large.py --size 16384 [--chunk 2048] [--workers 2]
-        [--seed 0] [--work /tmp/hpcseg-bench-large] [--cap 300] [--skip-peers]
+        [--seed 0] [--work /tmp/hpcseg-bench-large] [--cap 300] [--skip-peers] [--blog-persisted]
 
 What it measures, on a synthetic uint16 mosaic of size x size pixels (hpcseg.data.mosaic; written
 region by region as a BigTIFF and as a Zarr array into --work, once, and reused by later runs):
@@ -32,7 +32,9 @@ region by region as a BigTIFF and as a Zarr array into --work, once, and reused 
 6. Peer: dask-image's 2021 blog graph (as tests/pipeline/test_blog2021.py's ``blog_graph``, 2-D,
    on ``da.from_array(zarr array, chunks=(chunk, chunk))``, the threads scheduler with --workers
    threads) in a process killed at --cap s ("not finished in N s" and how far it got), and the
-   tiled ``hpcseg ... mode=tiled pipeline=blog2021`` on the same Zarr.
+   tiled ``hpcseg ... mode=tiled pipeline=blog2021`` on the same Zarr. As written the graph is
+   lazy: counting the labels and measuring recompute the stages before; --blog-persisted also
+   runs it with every stage persisted (another --cap s), which shows each stage's time.
 7. One markdown table, the per-pass seconds, and the three target checks with PASS/FAIL
    (reported, never asserted). A step that fails shows its error in the table; the rest go on.
 
@@ -308,8 +310,9 @@ def step_lm_chunked(args: argparse.Namespace) -> dict:
     grid = ChunkGrid(shape, (args.chunk, args.chunk))
     cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
     with (
-        LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                     dashboard_address=None) as cluster,  # fmt: skip
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,  # fmt: skip
         Client(cluster) as client,
     ):
         client.run(_warm)
@@ -330,16 +333,24 @@ def step_lm_chunked(args: argparse.Namespace) -> dict:
 BLOG_SCRIPT = r"""
 import sys, time, numpy as np, dask, dask.array as da, zarr
 from dask_image import ndfilters, ndmorph, ndmeasure
-path, chunk, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, chunk, workers, persist = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+persist = persist == "persist"
 t0 = time.perf_counter()
+def stage(name, x):
+    if persist:
+        x = x.persist()
+        print(f"stage {name} {time.perf_counter() - t0:.2f}", flush=True)
+    return x
 with dask.config.set(scheduler="threads", num_workers=workers):
-    images = da.from_array(zarr.open_array(path, mode="r"), chunks=(chunk, chunk))
-    smoothed = ndfilters.gaussian_filter(images, sigma=[1, 1])
-    thresh = ndfilters.threshold_local(smoothed, images.chunksize)
+    images = stage("read", da.from_array(zarr.open_array(path, mode="r"), chunks=(chunk, chunk)))
+    smoothed = stage("smooth", ndfilters.gaussian_filter(images, sigma=[1, 1]))
+    thresh = stage("threshold", ndfilters.threshold_local(smoothed, images.chunksize))
     threshold_images = smoothed > thresh
     cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])
-    binary_images = ndmorph.binary_opening(threshold_images, structure=cross)
+    binary_images = stage("open", ndmorph.binary_opening(threshold_images, structure=cross))
     label_images, num_features = ndmeasure.label(binary_images)
+    if persist:
+        label_images, num_features = dask.persist(label_images, num_features)
     index = np.arange(num_features - 1) + 1  # as the blog: computes the labels' count
     print(f"labelled {len(index) + 1} {time.perf_counter() - t0:.2f}", flush=True)
     area = ndmeasure.area(images, label_images, index)
@@ -440,7 +451,7 @@ def summary_of(run: Run, out: Path) -> dict:
 
 
 def tiled(args: argparse.Namespace, name: str, dataset: list[str], pipeline: str) -> Row:
-    out = args.work / f"out-{name}"
+    out = args.work / ("out-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))
     shutil.rmtree(out, ignore_errors=True)
     cmd = hpcseg_cmd(args, out, *dataset, "mode=tiled", f"mode.chunk_size={args.chunk}",
                      f"pipeline={pipeline}")  # fmt: skip
@@ -539,24 +550,29 @@ def label_measure(args: argparse.Namespace, how: str, cap: float) -> Row:
                r["objects"], r.get("tasks"), note, {"r": r})  # fmt: skip
 
 
-def blog(args: argparse.Namespace, tiled_objects: int | None) -> Row:
-    name = f"dask-image blog graph, threads x{args.workers}"
+def blog(args: argparse.Namespace, tiled_objects: int | None, persist: bool = False) -> Row:
+    how = ", stages persisted" if persist else ""
+    name = f"dask-image blog graph{how}, threads x{args.workers}"
     cmd = [sys.executable, "-c", BLOG_SCRIPT, str(paths(args)["zarr"]), str(args.chunk),
-           str(args.workers)]  # fmt: skip
+           str(args.workers), "persist" if persist else "lazy"]  # fmt: skip
     run = watch(cmd, cap=args.cap)
     text = run.text()
     labelled = re.search(r"^labelled (\d+) ([\d.]+)", text, re.M)
     measured = re.search(r"^measured ([\d.]+)", text, re.M)
+    stages = ", ".join(f"{m[0]} {float(m[1]):.0f} s"
+                       for m in re.findall(r"^stage (\w+) ([\d.]+)", text, re.M))  # fmt: skip
     objects = int(labelled.group(1)) if labelled else None
     if run.killed:
         got = (f"labels ({objects}) counted at {float(labelled.group(2)):.1f} s, measuring not "
                f"done" if labelled else "not even the labels' count")  # fmt: skip
+        got += f"; stages done: {stages}" if stages else ""
         return Row(name, None, None, run.driver_mb, None, objects, None,
                    f"not finished in {args.cap:.0f} s ({got})")  # fmt: skip
     if not run.ok or not measured:
         raise RuntimeError(run.error())
     seconds = float(measured.group(1))
     note = f"labels counted at {float(labelled.group(2)):.1f} s; process {run.wall:.1f} s"
+    note += f"; stages done: {stages}" if stages else ""
     if tiled_objects is not None:
         same = objects == tiled_objects
         note += f"; {'=' if same else 'DIFFERS from'} tiled blog2021 count ({tiled_objects})"
@@ -564,7 +580,6 @@ def blog(args: argparse.Namespace, tiled_objects: int | None) -> Row:
                note)  # fmt: skip
 
 
-# --------------------------------------------------------------------------------- output
 def fmt(value, digits: int = 1) -> str:
     if value is None:
         return "-"
@@ -578,8 +593,9 @@ def print_report(args: argparse.Namespace, rows: list[Row], nuclei: int | None) 
     print(f"\n### Tiled mode, mosaic {args.size}x{args.size} uint16 (seed {args.seed}, "
           f"{nuclei if nuclei is not None else '?'} nuclei), chunk {args.chunk}, "
           f"{args.workers} workers, cap {args.cap:.0f} s\n")  # fmt: skip
-    print("step | wall s | Mpx/s | peak RSS driver MB | peak RSS worker MB | objects | tasks | "
-          "note")
+    print(
+        "step | wall s | Mpx/s | peak RSS driver MB | peak RSS worker MB | objects | tasks | note"
+    )
     print("--- | ---: | ---: | ---: | ---: | ---: | ---: | ---")
     for r in rows:
         print(f"{r.step} | {fmt(r.wall)} | {fmt(r.mpx, 2)} | {fmt(r.driver_mb, 0)} | "
@@ -596,8 +612,9 @@ def print_report(args: argparse.Namespace, rows: list[Row], nuclei: int | None) 
 
     by = {r.step: r for r in rows}
     print("\nTargets (reported, not asserted):\n")
-    zarr_row, many = by.get("tiled nuclei, Zarr"), next(
-        (r for r in rows if r.step.startswith("many-images")), None
+    zarr_row, many = (
+        by.get("tiled nuclei, Zarr"),
+        next((r for r in rows if r.step.startswith("many-images")), None),
     )
     if zarr_row and many and "cluster" in zarr_row.extra and "cluster" in many.extra:
         tiled_rate = args.size**2 / zarr_row.extra["cluster"]
@@ -608,31 +625,38 @@ def print_report(args: argparse.Namespace, rows: list[Row], nuclei: int | None) 
         tiff = ""
         if tiff_row and "cluster" in tiff_row.extra:
             tiff = f"; BigTIFF {args.size**2 / tiff_row.extra['cluster'] / many_rate:.2f}"
-        print(f"- throughput: tiled (Zarr) / many-images Mpx/s on the cluster = "
-              f"{tiled_rate / 1e6:.2f} / {many_rate / 1e6:.2f} = {ratio:.2f} (target >= 0.8): "
-              f"{'PASS' if ratio >= 0.8 else 'FAIL'}  (whole commands: {whole:.2f}{tiff})")
+        print(
+            f"- throughput: tiled (Zarr) / many-images Mpx/s on the cluster = "
+            f"{tiled_rate / 1e6:.2f} / {many_rate / 1e6:.2f} = {ratio:.2f} (target >= 0.8): "
+            f"{'PASS' if ratio >= 0.8 else 'FAIL'}  (whole commands: {whole:.2f}{tiff})"
+        )
     else:
         print("- throughput ratio >= 0.8: not measured (a run above failed)")
-    mem, chunked = by.get("label+measure in memory, 1 process"), next(
-        (r for r in rows if r.step.startswith("label+measure chunked")), None
+    mem, chunked = (
+        by.get("label+measure in memory, 1 process"),
+        next((r for r in rows if r.step.startswith("label+measure chunked")), None),
     )
     if mem and chunked and mem.wall and chunked.wall:
         ratio = chunked.wall / mem.wall
         same = mem.objects == chunked.objects
-        print(f"- label+measure: chunked / in memory = {chunked.wall:.2f} / {mem.wall:.2f} s = "
-              f"{ratio:.2f} (target <= 2): {'PASS' if ratio <= 2 else 'FAIL'}  (object counts "
-              f"{'equal' if same else f'DIFFER: {mem.objects} vs {chunked.objects}'})")
+        print(
+            f"- label+measure: chunked / in memory = {chunked.wall:.2f} / {mem.wall:.2f} s = "
+            f"{ratio:.2f} (target <= 2): {'PASS' if ratio <= 2 else 'FAIL'}  (object counts "
+            f"{'equal' if same else f'DIFFER: {mem.objects} vs {chunked.objects}'})"
+        )
     else:
         print("- label+measure ratio <= 2: not measured (a run above failed or hit the cap)")
     workers = [r.worker_mb for r in rows if r.step.startswith("tiled nuclei") and r.worker_mb]
     limit = min(4 * chunk_ws / 2**20, 2048.0)
     if workers:
         peak = max(workers)
-        print(f"- worker RSS: largest tiled nuclei worker {peak:.0f} MB < min(4 x working set, "
-              f"2 GB) = {limit:.0f} MB: {'PASS' if peak < limit else 'FAIL'}  (working set of a "
-              f"chunk defined as chunk² x 4 bytes x 10 arrays = {args.chunk}² x 40 B = "
-              f"{chunk_ws / 2**20:.0f} MB; RSS = VmHWM, i.e. includes the worker's ~100+ MB "
-              f"of Python, Dask and libraries)")
+        print(
+            f"- worker RSS: largest tiled nuclei worker {peak:.0f} MB < min(4 x working set, "
+            f"2 GB) = {limit:.0f} MB: {'PASS' if peak < limit else 'FAIL'}  (working set of a "
+            f"chunk defined as chunk² x 4 bytes x 10 arrays = {args.chunk}² x 40 B = "
+            f"{chunk_ws / 2**20:.0f} MB; RSS = VmHWM, i.e. includes the worker's ~100+ MB "
+            f"of Python, Dask and libraries)"
+        )
     else:
         print("- worker RSS: not measured (the tiled runs failed)")
 
@@ -647,6 +671,11 @@ def main() -> None:
     ap.add_argument("--cap", type=float, default=300.0, help="seconds allowed to a peer run")
     ap.add_argument("--skip-peers", action="store_true",
                     help="skip the one-shot in memory and dask-image's blog graph")  # fmt: skip
+    ap.add_argument(
+        "--blog-persisted",
+        action="store_true",
+        help="also run the blog graph with every stage persisted (another --cap)",
+    )
     ap.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.work = args.work.resolve()
@@ -684,6 +713,9 @@ def main() -> None:
                 "blog2021")  # fmt: skip
     if not args.skip_peers:
         guarded(rows, "dask-image blog graph", blog, args, b.objects if b else None)
+        if args.blog_persisted:
+            guarded(rows, "dask-image blog graph, stages persisted", blog, args,
+                    b.objects if b else None, True)  # fmt: skip
     print_report(args, rows, nuclei)
     print(f"\n(benchmark wall {time.perf_counter() - t_start:.0f} s; files in {args.work})")
 
