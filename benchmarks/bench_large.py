@@ -39,8 +39,10 @@ region by region as a BigTIFF and as a Zarr array into --work, once, and reused 
    (reported, never asserted). A step that fails shows its error in the table; the rest go on.
 
 Peak RSS is each process's VmHWM (/proc/<pid>/status), sampled every 0.2 s over the process
-tree with psutil. --skip-peers skips 4 and 6 (the one-shot in memory and dask-image). Do not run
-the default size on a shared small machine: 16384² takes ~10 GB for the in-memory peer.
+tree with psutil. Any run whose processes together hold more than 85 % of the machine's memory
+is stopped and reported as such (the machine may be shared). --skip-peers skips 4 and 6 (the
+one-shot in memory and dask-image). The in-memory peer at 16384² takes ~11 GB (~43 B/px at
+4096²); the whole run at 4096² takes ~3.5 min on 2 cores.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ import psutil
 
 FRAMES, FRAME_SHAPE = 200, (520, 696)
 SAMPLE_S = 0.2
+MEMORY_GUARD = 0.85  # a run whose processes hold more than this of the memory is stopped
 DONE_LINE = re.compile(r": (\w+) done \((\d+) of (\d+) chunks run now\)")
 SUMMARY_LINE = re.compile(
     r"hpcseg: (\d+) images: .*?; (\d+) objects; wall ([\d.]+) s "
@@ -80,14 +83,24 @@ class Run:
 
     wall: float
     rc: int | None
-    killed: bool  # ran past its cap
+    stopped: str  # "" (ran to its end), "cap" (ran past its cap) or "memory" (the guard)
     driver_mb: float
     worker_mb: float | None  # the largest descendant; None if it had none
     lines: list[tuple[float, str]] = field(default_factory=list)  # (s since start, line)
 
     @property
+    def killed(self) -> bool:
+        return bool(self.stopped)
+
+    @property
     def ok(self) -> bool:
         return self.rc == 0 and not self.killed
+
+    def stop_note(self, cap: float | None) -> str:
+        if self.stopped == "memory":
+            return (f"stopped by the memory guard (its processes above {MEMORY_GUARD:.0%} of "
+                    f"memory) after {self.wall:.0f} s")  # fmt: skip
+        return f"not finished in {cap:.0f} s"
 
     @property
     def result(self) -> dict | None:
@@ -102,28 +115,31 @@ class Run:
     def error(self) -> str:
         """Why it failed, in one line."""
         if self.killed:
-            return "killed at the cap"
+            return self.stop_note(None) if self.stopped == "memory" else "killed at the cap"
         tail = [line.strip() for _, line in self.lines if line.strip()]
         errors = [t for t in tail if re.search(r"(Error|error|Exception)\b", t)]
         last = (errors or tail or ["no output"])[-1]
         return f"exit {self.rc}: {last[:200]}"
 
 
-def _hwm_mb(pid: int) -> float | None:
-    """A process's peak resident set (VmHWM) in MB; None once it is gone."""
+def _rss_mb(pid: int) -> tuple[float, float] | None:
+    """A process's peak and current resident set (VmHWM, VmRSS) in MB; None once it is gone."""
+    found = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+                if line.startswith(("VmHWM:", "VmRSS:")):
+                    found[line[:5]] = int(line.split()[1]) / 1024
     except OSError:
         return None
-    return None
+    return (found["VmHWM"], found["VmRSS"]) if len(found) == 2 else None
 
 
 def watch(cmd: list[str], cap: float | None = None, env: dict | None = None) -> Run:
     """Run ``cmd`` (stdout and stderr merged, each line timed on arrival); sample the peak RSS of
-    it and of its descendants every 0.2 s; kill its process group at ``cap`` seconds."""
+    it and of its descendants every 0.2 s; kill its process group at ``cap`` seconds, or when
+    their resident sets add up to more than MEMORY_GUARD of the machine's memory (it is shared:
+    a peer that does not fit must not take the machine down)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
@@ -132,6 +148,8 @@ def watch(cmd: list[str], cap: float | None = None, env: dict | None = None) -> 
     lines: list[tuple[float, str]] = []
     peaks: dict[int, float] = {}
     done = threading.Event()
+    stopped = []
+    guard_mb = MEMORY_GUARD * psutil.virtual_memory().total / 2**20
 
     def read() -> None:
         for line in proc.stdout:
@@ -144,21 +162,25 @@ def watch(cmd: list[str], cap: float | None = None, env: dict | None = None) -> 
                 pids = [proc.pid] + [c.pid for c in root.children(recursive=True)]
             except psutil.Error:
                 pids = [proc.pid]
+            now = 0.0
             for pid in pids:
-                mb = _hwm_mb(pid)
+                mb = _rss_mb(pid)
                 if mb is not None:
-                    peaks[pid] = max(peaks.get(pid, 0.0), mb)
+                    peaks[pid] = max(peaks.get(pid, 0.0), mb[0])
+                    now += mb[1]
+            if now > guard_mb and not stopped:
+                stopped.append("memory")
+                os.killpg(proc.pid, signal.SIGKILL)
             done.wait(SAMPLE_S)
 
     reader = threading.Thread(target=read, daemon=True)
     sampler = threading.Thread(target=sample, daemon=True)
     reader.start()
     sampler.start()
-    killed = False
     try:
         proc.wait(timeout=cap)
     except subprocess.TimeoutExpired:
-        killed = True
+        stopped.append("cap")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     except BaseException:  # Ctrl-C: take the tree down with us
@@ -169,7 +191,7 @@ def watch(cmd: list[str], cap: float | None = None, env: dict | None = None) -> 
     sampler.join()
     reader.join(timeout=5)
     with_children = [mb for pid, mb in peaks.items() if pid != proc.pid]
-    return Run(wall, proc.returncode, killed, peaks.get(proc.pid, 0.0),
+    return Run(wall, proc.returncode, stopped[0] if stopped else "", peaks.get(proc.pid, 0.0),
                max(with_children) if with_children else None, lines)  # fmt: skip
 
 
@@ -509,7 +531,7 @@ def one_shot(args: argparse.Namespace, tiled_objects: int | None) -> Row:
         return Row(name, note=f"does not fit ({why})")
     run = watch(step_cmd(args, "memory"), cap=args.cap)
     if run.killed:
-        return Row(name, driver_mb=run.driver_mb, note=f"not finished in {args.cap:.0f} s")
+        return Row(name, driver_mb=run.driver_mb, note=run.stop_note(args.cap))
     if not run.ok:
         raise RuntimeError(run.error())
     r = run.result
@@ -541,7 +563,7 @@ def label_measure(args: argparse.Namespace, how: str, cap: float) -> Row:
             "lm-chunked": f"label+measure chunked, {args.workers} workers"}[how]  # fmt: skip
     run = watch(step_cmd(args, how), cap=cap)
     if run.killed:
-        return Row(name, driver_mb=run.driver_mb, note=f"not finished in {cap:.0f} s")
+        return Row(name, driver_mb=run.driver_mb, note=run.stop_note(cap))
     if not run.ok:
         raise RuntimeError(run.error())
     r = run.result
@@ -567,7 +589,7 @@ def blog(args: argparse.Namespace, tiled_objects: int | None, persist: bool = Fa
                f"done" if labelled else "not even the labels' count")  # fmt: skip
         got += f"; stages done: {stages}" if stages else ""
         return Row(name, None, None, run.driver_mb, None, objects, None,
-                   f"not finished in {args.cap:.0f} s ({got})")  # fmt: skip
+                   f"{run.stop_note(args.cap)} ({got})")  # fmt: skip
     if not run.ok or not measured:
         raise RuntimeError(run.error())
     seconds = float(measured.group(1))

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import tifffile
+import zarr
 from conftest import run_cli, stored_rows
 
 from hpcseg.data.mosaic import mosaic_region, write_mosaic
@@ -50,12 +51,13 @@ def images_rows(out: Path) -> list[dict]:
 
 def test_zarr_and_bigtiff_tiled_equal_the_whole_image_run(mosaic, tmp_path):
     zarr_out, tiff_out, whole_out = tmp_path / "z", tmp_path / "t", tmp_path / "w"
-    z = run_cli("dataset=zarr", f"dataset.path={mosaic['zarr']}", *TILED, f"output.dir={zarr_out}")
+    z = run_cli("dataset=zarr", f"dataset.path={mosaic['zarr']}", *TILED, "output.save_labels=true",
+                f"output.dir={zarr_out}")  # fmt: skip
     assert z.returncode == 0, z.stderr
     glob = f"dataset.path={mosaic['tiff']}"
     t = run_cli("dataset=tiff_glob", glob, *TILED, "cluster.n_workers=1", f"output.dir={tiff_out}")
     assert t.returncode == 0, t.stderr
-    w = run_cli("dataset=tiff_glob", glob, f"output.dir={whole_out}")
+    w = run_cli("dataset=tiff_glob", glob, "output.save_labels=true", f"output.dir={whole_out}")
     assert w.returncode == 0, w.stderr
     ignore = ("path", "input_bytes", "input_mtime_ns", "input_sha256", "mode", "n_chunks",
               "chunk_grid", "background", "slurm_job_id", "file_pixel_size")  # fmt: skip
@@ -70,6 +72,13 @@ def test_zarr_and_bigtiff_tiled_equal_the_whole_image_run(mosaic, tmp_path):
     assert row["mode"] == "tiled" and row["n_chunks"] == 12 and row["chunk_grid"] == [3, 4]
     assert row["shape"] == list(SHAPE) and row["status"] == "ok"
     assert images_rows(whole_out)[0]["mode"] == "images"
+    # the label image, chunked in the OME-Zarr labels layout, equals the whole image's
+    labels = zarr.open_array(zarr_out / "labels" / "plate.ome.zarr" / "labels" / "nuclei" / "0")
+    assert labels.chunks == (256, 256)
+    np.testing.assert_array_equal(labels[:], tifffile.imread(whole_out / "labels" / "plate.tif"))
+    again = run_cli("dataset=zarr", f"dataset.path={mosaic['zarr']}", *TILED,
+                    "output.save_labels=true", f"output.dir={zarr_out}")  # fmt: skip
+    assert "1 already done" in again.stdout + again.stderr, again.stdout + again.stderr
     # numbered by first pixel in raster order, as one-shot labelling numbers them
     t = pq.read_table(zarr_out / "objects", columns=["label", "bbox-0"]).sort_by("label")
     assert np.all(np.diff(t["bbox-0"].to_numpy()) >= 0)

@@ -132,8 +132,6 @@ def _check_mode(cfg: Config) -> None:
             f"pipeline.measure.shape_features=true is not available with mode={mode} yet "
             "(perimeter, solidity and Euler number need each object's whole crop)"
         )
-    if cfg.output.save_labels and mode == "tiled":
-        raise UserError("output.save_labels is not available with mode=tiled yet")
 
 
 def _check_geometry(cfg: Config) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,44 @@ def part_name(key: str) -> str:
 
 def label_path(root: str | Path, image_id: str) -> Path:
     return Path(root) / "labels" / f"{image_id}.tif"
+
+
+def tiled_label_path(root: str | Path, image_id: str) -> Path:
+    """A tiled image's labels: ``<root>/labels/<image_id>.ome.zarr`` (the array is
+    ``labels/nuclei/0`` inside it, as OME-Zarr 0.4 stores an image's labels)."""
+    return Path(root) / "labels" / f"{image_id}.ome.zarr"
+
+
+def create_tiled_labels(
+    root: str | Path,
+    image_id: str,
+    shape: tuple[int, ...],
+    chunk: tuple[int, ...],
+    pixel_size: float | None,
+    source: str,
+) -> str:
+    """An empty chunked label array in the OME-Zarr 0.4 labels layout (Zarr v2, int32),
+    replacing an earlier one; returns the array's path (chunks write into it)."""
+    import zarr  # only the tiled mode writes Zarr
+
+    target = tiled_label_path(root, image_id)
+    shutil.rmtree(target, ignore_errors=True)
+    names = "zyx"[-len(shape) :]
+    scale = [1.0] * len(shape) if pixel_size is None else [pixel_size] * len(shape)
+    axes = [{"name": n, "type": "space", **({"unit": "micrometer"} if pixel_size else {})}
+            for n in names]  # fmt: skip
+    group = zarr.open_group(str(target), mode="w", zarr_format=2)
+    group.attrs["labels"] = ["nuclei"]  # the root holds no image: the labels group only
+    labels = group.create_group("labels")
+    labels.attrs["labels"] = ["nuclei"]
+    nuclei = labels.create_group("nuclei")
+    level = {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+    nuclei.attrs["multiscales"] = [
+        {"version": "0.4", "name": "nuclei", "axes": axes, "datasets": [level]}
+    ]
+    nuclei.attrs["image-label"] = {"version": "0.4", "source": {"image": source}}
+    nuclei.create_array("0", shape=shape, chunks=chunk, dtype="int32", fill_value=0)
+    return str(target / "labels" / "nuclei" / "0")
 
 
 def write_labels(root: str | Path, image_id: str, labels) -> Path:

@@ -5,6 +5,7 @@ Layout::
     <out>/objects/part-<key>.parquet   one row per object
     <out>/images/part-<key>.parquet    one row per image (written last: it commits the batch)
     <out>/labels/<image_id>.tif        label images (output.save_labels)
+    <out>/labels/<image_id>.ome.zarr   a tiled image's labels (OME-Zarr 0.4 labels layout)
     <out>/run.json                     the latest invocation: config, versions, host, summary
     <out>/runs/<start>-<pid>.json      every invocation, and what it did
     <out>/quarantine/<start>/          parts found damaged, moved aside
@@ -234,7 +235,12 @@ class Store:
 
     def labels_of(self, image_ids) -> set[str]:
         """Which of these images have a label image."""
-        return {i for i in image_ids if (self.labels_dir / f"{i}.tif").exists()}
+        return {
+            i
+            for i in image_ids
+            if (self.labels_dir / f"{i}.tif").exists()
+            or (self.labels_dir / f"{i}.ome.zarr" / "labels" / "nuclei" / "0" / ".zarray").exists()
+        }
 
     def write_run_record(self, record: dict, started: datetime) -> Path:
         """This invocation's record: ``runs/<start>-<pid>.json`` (kept), and ``run.json``

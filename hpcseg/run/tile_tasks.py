@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import zarr
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
@@ -409,3 +410,20 @@ def _measure(job: TileJob, keys: np.ndarray, core: Region) -> dict:
     if np.issubdtype(raw.dtype, np.integer) and outside.size:
         out["bg_hist"] = np.bincount(outside.ravel().astype(np.int64))
     return out
+
+
+def labels_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """The final labels of this core written to the output array ``extra = (path, keys)``:
+    ``keys`` lists the key of label 1, 2, ... (numbered by first pixel)."""
+    path, keys = extra
+    core = job.grid.core(index)
+    block = job.scratch.read("keys", core)
+    order = np.argsort(keys, kind="stable")
+    at = np.clip(np.searchsorted(keys, block, sorter=order), 0, max(len(keys) - 1, 0))
+    if len(keys):
+        found = keys[order[at]] == block
+        labels = np.where(found & (block > 0), order[at] + 1, 0).astype(np.int32)
+    else:
+        labels = np.zeros(block.shape, np.int32)
+    zarr.open_array(path, mode="r+")[core] = labels
+    return {}

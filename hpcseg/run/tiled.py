@@ -51,7 +51,7 @@ from hpcseg.pipeline.moments import LabelMoments, merge
 from hpcseg.pipeline.segment import min_object_size
 from hpcseg.pipeline.stitch import Components
 from hpcseg.results.evaluate import score
-from hpcseg.results.parts import write_batch
+from hpcseg.results.parts import create_tiled_labels, write_batch
 from hpcseg.results.scratch import tiled_root
 from hpcseg.results.tables import images_schema, images_table, objects_table
 from hpcseg.run import tile_tasks as tasks
@@ -82,15 +82,12 @@ class TiledSegmentation:
 
     def labels(self, keys: np.ndarray) -> np.ndarray:
         """Final labels (1..n by first pixel, 0 background) of a block of scratch ``keys``."""
-        order = np.argsort(self.keys)
-        at = np.searchsorted(self.keys, keys, sorter=order)
-        at = np.minimum(at, max(len(order) - 1, 0))
-        found = (len(order) > 0) & (self.keys[order[at]] == keys) if len(order) else keys < 0
-        return (
-            np.where(found, order[at] + 1, 0).astype(np.int32)
-            if len(order)
-            else np.zeros(keys.shape, np.int32)
-        )
+        if not len(self.keys):
+            return np.zeros(keys.shape, np.int32)
+        order = np.argsort(self.keys, kind="stable")
+        at = np.clip(np.searchsorted(self.keys, keys, sorter=order), 0, len(order) - 1)
+        found = (self.keys[order[at]] == keys) & (keys > 0)
+        return np.where(found, order[at] + 1, 0).astype(np.int32)
 
 
 def serial_mapper(step: str, fn: Callable, job: TileJob, items: list, shared: Any) -> list:
@@ -151,9 +148,14 @@ class _Passes:
 
 
 def segment_tiled(
-    job: TileJob, mapper: Mapper = serial_mapper, progress: Callable | None = None
+    job: TileJob,
+    mapper: Mapper = serial_mapper,
+    progress: Callable | None = None,
+    labels_to: Callable[[], str] | None = None,
 ) -> TiledSegmentation:
-    """Segment and measure ``job.image`` chunk by chunk (see the module doc)."""
+    """Segment and measure ``job.image`` chunk by chunk (see the module doc); with
+    ``labels_to`` (which creates the output label array and returns its path) the final
+    labels are written there chunk by chunk too."""
     cfg, grid = job.pipeline, job.grid
     for name, dtype in (("smoothed", job.smoothed_dtype), ("mask", np.uint8),
                         ("background", np.int32), ("parts", np.int32), ("objects", np.int32),
@@ -192,6 +194,8 @@ def segment_tiled(
         split = _seeds(job, passes, n_objects, boxes)
     measured = passes.run("objects", tasks.objects_chunk, shared=split)
     objects, summary, keys = _objects(job, measured)
+    if labels_to is not None:
+        passes.run("labels", tasks.labels_chunk, shared=(labels_to(), keys))
     return TiledSegmentation(
         objects=objects,
         threshold=value,
@@ -434,7 +438,11 @@ def process_tiled(
                 "%s: %s done (%d of %d chunks run now)", record.image_id, step, done, len(grid)
             )
 
-        result = segment_tiled(tile_job, mapper, progress)
+        def labels_to() -> str:
+            return create_tiled_labels(job.out_dir, record.image_id, grid.shape, grid.chunk,
+                                       job.sampling.pixel_size, record.path)  # fmt: skip
+
+        result = segment_tiled(tile_job, mapper, progress, labels_to if job.save_labels else None)
     except ImageError as exc:
         row.update(status="failed", error=str(exc), n_objects=0)
         result = None

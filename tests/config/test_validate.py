@@ -33,7 +33,9 @@ from hpcseg.errors import UserError
 
 def _config() -> Config:
     return Config(
-        dataset=SyntheticDatasetConfig(), cluster=LocalClusterConfig(), container=ContainerConfig(),
+        dataset=SyntheticDatasetConfig(),
+        cluster=LocalClusterConfig(),
+        container=ContainerConfig(),
         mode=ImagesModeConfig(),
     )
 
@@ -77,7 +79,9 @@ def test_schema_fields_are_found_by_class_name():
 # ------------------------------------------------------- formats, bounds, empty strings (no Hydra)
 def _slurm() -> Config:
     return Config(
-        dataset=SyntheticDatasetConfig(), cluster=SlurmClusterConfig(), container=ContainerConfig(),
+        dataset=SyntheticDatasetConfig(),
+        cluster=SlurmClusterConfig(),
+        container=ContainerConfig(),
         mode=ImagesModeConfig(),
     )
 
@@ -147,7 +151,9 @@ def test_slurm_walltimes(walltime):
 
 def test_pbs_walltime_has_no_days():
     cfg = Config(
-        dataset=SyntheticDatasetConfig(), cluster=PBSClusterConfig(), container=ContainerConfig(),
+        dataset=SyntheticDatasetConfig(),
+        cluster=PBSClusterConfig(),
+        container=ContainerConfig(),
         mode=ImagesModeConfig(),
     )
     cfg.cluster.walltime = "48:00:00"

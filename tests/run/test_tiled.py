@@ -30,6 +30,7 @@ from hpcseg.run.tiled import segment_tiled
 
 NUCLEI = load_config([]).pipeline
 NUCLEI_3D = load_config(["dataset=synthetic3d"]).pipeline
+WHOLE_PIXELS = Sampling()
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class InMemory:
         return self.pixels[region]
 
 
-def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling=Sampling()):
+def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS):
     """The tiled result and its label image."""
     with tempfile.TemporaryDirectory() as folder:
         grid = ChunkGrid(image.shape, chunk)
@@ -61,7 +62,9 @@ def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling=Sampling()):
     return result, result.labels(keys)
 
 
-def assert_equal_to_one_shot(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling=Sampling()):
+def assert_equal_to_one_shot(
+    image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS
+):
     one = segment(image, cfg, sampling)
     result, labels = tiled(image, cfg, chunk, sampling)
     np.testing.assert_array_equal(labels, one.labels)
