@@ -149,3 +149,26 @@ def test_settings_the_tiled_mode_refuses_are_one_line_errors(overrides, message,
     assert proc.returncode == 2
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_tiled_image_gracefully_and_the_rerun_finishes_it(mosaic, tmp_path):
+    out = tmp_path / "out"
+    args = ["dataset=zarr", f"dataset.path={mosaic['zarr']}", "mode=tiled", "mode.chunk_size=128",
+            "cluster.n_workers=1", f"output.dir={out}"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "hpcseg", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path)  # fmt: skip
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "mask done" in line:
+            proc.send_signal(signal.SIGTERM)  # what scancel and a wall-time limit send
+            break
+    seen += proc.stdout.readlines()
+    assert proc.wait(timeout=120) == 143, "".join(seen)
+    log = "".join(seen)
+    assert "stopped; its finished chunks are kept" in log and "stopped by SIGTERM" in log
+    assert not (out / "images").exists() or not list((out / "images").glob("*.parquet"))
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "mask done (0 of 48 chunks run now)" in again.stdout + again.stderr

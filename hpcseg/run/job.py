@@ -251,7 +251,10 @@ def _compute(
                 if stop.requested.is_set():
                     totals.not_run += 1
                     continue
-                done = process_tiled(dask_mapper(client), record, job, cfg.mode, array)
+                done = process_tiled(dask_mapper(client, stop), record, job, cfg.mode, array, stop)
+                if done is None:  # stopped by a signal
+                    totals.not_run += 1
+                    continue
                 totals.add(done)
                 progress.batch_done(done.key, 1, done.n_failed, done.n_objects)
         finally:

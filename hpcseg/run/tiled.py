@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from distributed import wait
 from skimage.filters import threshold_otsu
 
 from hpcseg.config.schemas import Config, TiledModeConfig
@@ -55,6 +56,7 @@ from hpcseg.results.parts import create_tiled_labels, write_batch
 from hpcseg.results.scratch import tiled_root
 from hpcseg.results.tables import images_schema, images_table, objects_table
 from hpcseg.run import tile_tasks as tasks
+from hpcseg.run.signals import Stop
 from hpcseg.run.tile_tasks import TileJob, faces_from
 from hpcseg.run.worker import BatchJob, BatchSummary, batch_key
 
@@ -96,8 +98,14 @@ def serial_mapper(step: str, fn: Callable, job: TileJob, items: list, shared: An
             for k, index, extra in items]  # fmt: skip
 
 
-def dask_mapper(client) -> Mapper:
-    """Run the chunks as tasks on a Dask client (the shared value is sent once per worker)."""
+class TiledStopped(Exception):
+    """A signal stopped the image between (or, after the grace, during) its passes; the
+    chunks committed so far are kept for the next run."""
+
+
+def dask_mapper(client, stop: Stop | None = None) -> Mapper:
+    """Run the chunks as tasks on a Dask client (the shared value is sent once per worker);
+    ``stop``: a signal's grace ends the pass (its committed chunks stay)."""
 
     def run(step: str, fn: Callable, job: TileJob, items: list, shared: Any) -> list:
         if not items:
@@ -112,6 +120,15 @@ def dask_mapper(client) -> Mapper:
                           key=f"hpcseg-tile-{step}-{k}-{time.monotonic_ns()}", pure=False)
             for k, index, extra in items
         ]  # fmt: skip
+        while stop is not None:
+            try:
+                wait(futures, timeout=0.5)
+                break
+            except TimeoutError:  # not all done yet (distributed's wait raises)
+                pass
+            if stop.expired():
+                client.cancel(futures)
+                raise TiledStopped
         return client.gather(futures)
 
     return run
@@ -120,14 +137,17 @@ def dask_mapper(client) -> Mapper:
 class _Passes:
     """Runs passes, reusing the chunks an earlier (killed) run committed."""
 
-    def __init__(self, job: TileJob, mapper: Mapper, progress: Callable[[str, int], None] | None):
-        self.job, self.mapper, self.progress = job, mapper, progress
+    def __init__(self, job: TileJob, mapper: Mapper, progress: Callable[[str, int], None] | None,
+                 stop: Stop | None = None):  # fmt: skip
+        self.job, self.mapper, self.progress, self.stop = job, mapper, progress, stop
         self.indices = job.grid.indices()
         self.n_tasks = 0
         self.job_ids: set[str] = set()  # the SLURM jobs whose workers ran chunks
         self.seconds: dict[str, float] = {}
 
     def run(self, step: str, fn: Callable, per_chunk: list | None = None, shared: Any = None):
+        if self.stop is not None and self.stop.requested.is_set():
+            raise TiledStopped
         t0 = time.perf_counter()
         results = [self.job.scratch.load_result(step, k) for k in range(len(self.indices))]
         todo = [
@@ -152,6 +172,7 @@ def segment_tiled(
     mapper: Mapper = serial_mapper,
     progress: Callable | None = None,
     labels_to: Callable[[], str] | None = None,
+    stop: Stop | None = None,
 ) -> TiledSegmentation:
     """Segment and measure ``job.image`` chunk by chunk (see the module doc); with
     ``labels_to`` (which creates the output label array and returns its path) the final
@@ -162,7 +183,7 @@ def segment_tiled(
                         ("height", np.float32), ("seedparts", np.int32), ("seeds", np.int32),
                         ("keys", np.int64)):  # fmt: skip
         job.scratch.create(name, dtype)
-    passes = _Passes(job, mapper, progress)
+    passes = _Passes(job, mapper, progress, stop)
     n = len(passes.indices)
 
     smoothed = passes.run("smooth", tasks.smooth_chunk)
@@ -399,10 +420,12 @@ def process_tiled(
     job: BatchJob,
     mode: TiledModeConfig,
     array: str | None = None,
-) -> BatchSummary:
+    stop: Stop | None = None,
+) -> BatchSummary | None:
     """Segment one image tiled and commit its part (objects, then the images row), as
     :func:`hpcseg.run.worker.process_batch` does for a batch; its scratch folder is kept until
-    the part is committed, so a rerun after a kill resumes at the chunks not done."""
+    the part is committed, so a rerun after a kill resumes at the chunks not done. None: a
+    signal stopped it (nothing committed, the chunks done are kept)."""
     summary = BatchSummary(key=batch_key([record]))
     schema = job.objects_schema()
     row = job.image_row(
@@ -442,7 +465,11 @@ def process_tiled(
             return create_tiled_labels(job.out_dir, record.image_id, grid.shape, grid.chunk,
                                        job.sampling.pixel_size, record.path)  # fmt: skip
 
-        result = segment_tiled(tile_job, mapper, progress, labels_to if job.save_labels else None)
+        result = segment_tiled(tile_job, mapper, progress,
+                               labels_to if job.save_labels else None, stop)  # fmt: skip
+    except TiledStopped:
+        log.info("%s: stopped; its finished chunks are kept for the next run", record.image_id)
+        return None
     except ImageError as exc:
         row.update(status="failed", error=str(exc), n_objects=0)
         result = None
