@@ -107,10 +107,15 @@ def dask_mapper(client, stop: Stop | None = None) -> Mapper:
     """Run the chunks as tasks on a Dask client (the shared value is sent once per worker);
     ``stop``: a signal's grace ends the pass (its committed chunks stay)."""
 
+    sent: dict[int, Any] = {}  # the job, sent to the workers once for all its passes
+
     def run(step: str, fn: Callable, job: TileJob, items: list, shared: Any) -> list:
         if not items:
             return []
-        [job_f] = client.scatter([job], broadcast=True, hash=False)
+        if id(job) not in sent:
+            sent.clear()
+            sent[id(job)] = client.scatter([job], broadcast=True, hash=False)[0]
+        job_f = sent[id(job)]
         shared_f = (
             client.scatter([shared], broadcast=True, hash=False)[0] if shared is not None else None
         )
