@@ -88,7 +88,7 @@ class Store:
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"output.dir={self.root} exists and is not a folder")
         if overwrite and not dry_run:
-            for sub in (self.objects_dir, self.images_dir, self.labels_dir):
+            for sub in (self.objects_dir, self.images_dir, self.labels_dir, self.root / "tiled"):
                 shutil.rmtree(sub, ignore_errors=True)
             self.run_json.unlink(missing_ok=True)
         if not dry_run:
@@ -225,6 +225,7 @@ class Store:
             write_batch(self.root, key, objects, images, metadata)
         for image_id in image_ids:
             (self.labels_dir / f"{image_id}.tif").unlink(missing_ok=True)
+            shutil.rmtree(self.labels_dir / f"{image_id}.ome.zarr", ignore_errors=True)
 
     # ------------------------------------------------------------------ reading, records
     def read_images(self, columns: list[str] | None = None) -> pa.Table | None:

@@ -113,6 +113,7 @@ def committed(step: str, fn, job: TileJob, k: int, index: tuple[int, ...], extra
     """Run one chunk of a pass and commit its result (after the arrays it wrote)."""
     result = fn(job, k, index, extra)
     result["slurm_job_id"] = np.asarray(os.environ.get("SLURM_JOB_ID", ""))  # who ran it
+    result["container"] = np.asarray(os.environ.get("APPTAINER_CONTAINER", ""))
     job.scratch.save_result(step, k, result)
     return result
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -81,6 +82,7 @@ class TiledSegmentation:
     seconds: dict[str, float] = field(default_factory=dict)
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # of labels 1..n
     slurm_job_ids: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
 
     def labels(self, keys: np.ndarray) -> np.ndarray:
         """Final labels (1..n by first pixel, 0 background) of a block of scratch ``keys``."""
@@ -148,6 +150,7 @@ class _Passes:
         self.indices = job.grid.indices()
         self.n_tasks = 0
         self.job_ids: set[str] = set()  # the SLURM jobs whose workers ran chunks
+        self.containers: set[str] = set()  # the images the workers ran in
         self.seconds: dict[str, float] = {}
 
     def run(self, step: str, fn: Callable, per_chunk: list | None = None, shared: Any = None):
@@ -166,6 +169,7 @@ class _Passes:
             results[k] = result
         self.n_tasks += len(todo)
         self.job_ids.update(i for i in {str(r.get("slurm_job_id", "")) for r in results} if i)
+        self.containers.update(i for i in {str(r.get("container", "")) for r in results} if i)
         self.seconds[step] = time.perf_counter() - t0
         if self.progress:
             self.progress(step, len(todo))
@@ -232,6 +236,7 @@ def segment_tiled(
         seconds=passes.seconds,
         keys=keys,
         slurm_job_ids=sorted(passes.job_ids),
+        containers=sorted(passes.containers),
     )
 
 
@@ -454,6 +459,9 @@ def process_tiled(
         tile_job = TileJob(image, job.pipeline, job.sampling, grid, str(folder),
                            min_object_size(job.pipeline, grid.ndim, job.sampling))  # fmt: skip
         scratch = tile_job.scratch
+        for stale in folder.parent.glob(f"{record.image_id}-*"):  # left by other settings
+            if stale != folder:
+                shutil.rmtree(stale, ignore_errors=True)
         meta = {"fingerprint": job.fingerprint, "chunk": list(grid.chunk),
                 "input": {k: v for k, v in row.items() if k.startswith("input_")}}  # fmt: skip
         if scratch.prepare(meta):
@@ -483,6 +491,8 @@ def process_tiled(
         row.update(n_objects=n, threshold=result.threshold, **result.summary)
         if result.slurm_job_ids:  # the worker jobs that ran its chunks
             row["slurm_job_id"] = ",".join(result.slurm_job_ids)
+        if result.containers:
+            row["container"] = ",".join(result.containers)
         columns["image_id"] = [record.image_id] * n
         for name, value in record.metadata:
             columns[name] = [value] * n

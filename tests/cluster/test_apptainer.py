@@ -167,6 +167,23 @@ def test_local_workers_in_the_image_give_the_same_rows(image, plain, tmp_path):
 
 
 @pytest.mark.apptainer
+@pytest.mark.slow
+def test_a_tiled_mosaic_in_the_image_equals_the_local_run(image, tmp_path):
+    from hpcseg.data.mosaic import write_mosaic
+
+    slide = write_mosaic(tmp_path / "slide.zarr", (500, 600), 8, kind="zarr", chunk=200)
+    tiled = ("dataset=zarr", f"dataset.path={slide}", "mode=tiled", "mode.chunk_size=200")
+    local, inside = tmp_path / "local", tmp_path / "inside"
+    assert run_cli(*tiled, f"output.dir={local}", cwd=tmp_path).returncode == 0
+    proc = run_cli("container=apptainer", f"container.image={image}", *tiled,
+                   f"output.dir={inside}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [row] = pq.read_table(inside / "images").to_pylist()
+    assert row["mode"] == "tiled" and row["container"] == image  # the chunks ran in the image
+    assert stored_rows(inside, "objects") == stored_rows(local, "objects")
+
+
+@pytest.mark.apptainer
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_slurm_worker_jobs_in_the_image(image, plain, tmp_path):

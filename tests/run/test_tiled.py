@@ -31,6 +31,7 @@ from hpcseg.run.tiled import segment_tiled
 NUCLEI = load_config([]).pipeline
 NUCLEI_3D = load_config(["dataset=synthetic3d"]).pipeline
 WHOLE_PIXELS = Sampling()
+STACK = synthetic_stack(3, 0)[0]  # 40 x 192 x 192
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,20 @@ def test_property_nuclei_tiled_equals_one_shot(seed, height, width, chunk_y, chu
     image = mosaic_region(seed, (height, width), (slice(0, height), slice(0, width)))
     cfg = load_config([f"pipeline.label.connectivity={connectivity}"]).pipeline
     assert_equal_to_one_shot(image, cfg, (min(chunk_y, height), min(chunk_x, width)))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    depth=st.integers(8, 24),
+    chunk=st.tuples(st.integers(4, 24), st.integers(16, 96), st.integers(16, 96)),
+    corner=st.tuples(st.integers(0, 16), st.integers(0, 96), st.integers(0, 96)),
+)
+@pytest.mark.slow
+def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner):
+    z, y, x = corner
+    stack = STACK[z : z + depth, y : y + 96, x : x + 96]
+    chunk = tuple(min(c, s) for c, s in zip(chunk, stack.shape, strict=True))
+    assert_equal_to_one_shot(stack, NUCLEI_3D, chunk, Sampling(0.5, 1.0))
 
 
 @pytest.mark.parametrize(
