@@ -136,13 +136,11 @@ def test_auto_tiles_only_the_images_above_the_size(tmp_path):
     [
         (("mode=tiled", "pipeline.threshold.method=li"),
          "pipeline.threshold.method=li is not available with mode=tiled"),
-        (("mode=tiled", "pipeline.measure.shape_features=true"),
-         "pipeline.measure.shape_features=true is not available with mode=tiled"),
         (("dataset=zarr", "dataset.path=/nowhere/*.zarr"),
          "dataset=zarr is read chunk by chunk: add mode=tiled"),
         (("mode=tiled", "mode.chunk_size=8"), "mode.chunk_size=8 is out of range"),
     ],
-    ids=["li", "shape features", "zarr needs tiled", "chunk too small"],
+    ids=["li", "zarr needs tiled", "chunk too small"],
 )  # fmt: skip
 def test_settings_the_tiled_mode_refuses_are_one_line_errors(overrides, message, tmp_path):
     proc = run_cli(*overrides, f"output.dir={tmp_path / 'out'}")

@@ -127,11 +127,6 @@ def _check_mode(cfg: Config) -> None:
                 f"pipeline.{stage}.{key}={value} is not available with mode={mode} ({why}); "
                 "use mode=images or another setting"
             )
-    if p.measure.shape_features:
-        raise UserError(
-            f"pipeline.measure.shape_features=true is not available with mode={mode} yet "
-            "(perimeter, solidity and Euler number need each object's whole crop)"
-        )
 
 
 def _check_geometry(cfg: Config) -> None:

@@ -23,6 +23,7 @@ from skimage.segmentation import watershed
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline import clean, smooth, threshold
 from hpcseg.pipeline.grid import ChunkGrid, Region, box, union, within
+from hpcseg.pipeline.measure import shape_columns
 from hpcseg.pipeline.moments import label_moments
 from hpcseg.pipeline.sampling import Sampling, per_axis, window
 from hpcseg.pipeline.stitch import faces_of, label_chunk
@@ -385,7 +386,8 @@ def objects_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> d
                 )  # fmt: skip
                 part = box(np.maximum(starts[i], origin), np.minimum(stops[i], end))
                 inside = own[within(part, b)]
-                keys[within(part, core)][inside] = int(i) * base + flooded[within(part, b)][inside]
+                piece = flooded[within(part, b)][inside].astype(np.int64)
+                keys[within(part, core)][inside] = int(i) * base + piece
     job.scratch.write("keys", core, keys)
     return _measure(job, keys, core)
 
@@ -428,3 +430,30 @@ def labels_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> di
         labels = np.zeros(block.shape, np.int32)
     zarr.open_array(path, mode="r+")[core] = labels
     return {}
+
+
+def shape_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """Perimeter (2-D), Euler number and solidity of the objects whose first pixel is in this
+    core, each from its whole box of scratch ``keys`` (other objects blanked), as
+    :func:`hpcseg.pipeline.measure.shape_columns` on the whole image.
+
+    ``extra``: per object 1..n: its key, first pixel (raster index) and box.
+    """
+    keys, first, starts, stops = extra
+    core = job.grid.core(index)
+    coords = np.unravel_index(first, job.grid.shape)
+    inside = np.all([(c >= r.start) & (c < r.stop) for c, r in zip(coords, core, strict=True)], 0)
+    owned = np.flatnonzero(inside)
+    if not len(owned):
+        return {"ids": np.zeros(0, np.int64)}
+    region = box(starts[owned].min(axis=0), stops[owned].max(axis=0))
+    block = job.scratch.read("keys", region)
+    order = np.argsort(keys[owned])
+    sorted_keys = keys[owned][order]
+    at = np.clip(np.searchsorted(sorted_keys, block), 0, len(owned) - 1)
+    local = np.where((sorted_keys[at] == block) & (block > 0), order[at] + 1, 0).astype(np.int32)
+    moments = label_moments(local, np.zeros(local.shape, np.uint8))
+    columns = shape_columns(local, moments)
+    out = {"ids": (owned[moments.label - 1] + 1).astype(np.int64)}
+    out.update({name: np.asarray(values, np.float64) for name, values in columns.items()})
+    return out

@@ -48,7 +48,7 @@ from hpcseg.data.records import ImageRecord
 from hpcseg.errors import ImageError
 from hpcseg.pipeline import clean
 from hpcseg.pipeline.grid import ChunkGrid
-from hpcseg.pipeline.measure import column_names, from_moments
+from hpcseg.pipeline.measure import column_names, from_moments, shape_feature_columns
 from hpcseg.pipeline.moments import LabelMoments, merge
 from hpcseg.pipeline.segment import min_object_size
 from hpcseg.pipeline.stitch import Components
@@ -223,7 +223,7 @@ def segment_tiled(
     if str(cfg.split.method) == "watershed" and n_objects:
         split = _seeds(job, passes, n_objects, boxes)
     measured = passes.run("objects", tasks.objects_chunk, shared=split)
-    objects, summary, keys = _objects(job, measured)
+    objects, summary, keys = _objects(job, passes, measured)
     if labels_to is not None:
         passes.run("labels", tasks.labels_chunk, shared=(labels_to(), keys))
     return TiledSegmentation(
@@ -329,8 +329,9 @@ def _seeds(job: TileJob, passes: _Passes, n_objects: int, boxes: tuple) -> tuple
     return per_object >= 2, boxes, seeds.n_components + 1
 
 
-def _objects(job: TileJob, measured: list[dict]) -> tuple[dict, dict, np.ndarray]:
-    """The objects' columns: keys merged over chunks, numbered by first pixel, measured."""
+def _objects(job: TileJob, passes: _Passes, measured: list[dict]) -> tuple[dict, dict, np.ndarray]:
+    """The objects' columns: keys merged over chunks, numbered by first pixel, measured; the
+    shape features from each object's whole box (the ``shape`` pass)."""
     names = [f for f in LabelMoments.__dataclass_fields__]
     parts = [LabelMoments(**{f: m[f] for f in names}) for m in measured if len(m["label"])]
     ndim, shape = job.grid.ndim, job.grid.shape
@@ -352,7 +353,19 @@ def _objects(job: TileJob, measured: list[dict]) -> tuple[dict, dict, np.ndarray
     ordered = LabelMoments(**{f: getattr(total, f)[order] for f in names})
     ordered.label = np.arange(1, len(order) + 1, dtype=np.int64)
     out = from_moments(ordered, shape, microns)
-    objects = {c: out[c] for c in column_names(ndim, False, microns is not None)}
+    features = job.pipeline.measure.shape_features
+    if features and len(order):
+        owned = (total.label[order], first[order], ordered.bbox_start, ordered.bbox_stop)
+        out.update(
+            _shape_features(passes.run("shape", tasks.shape_chunk, shared=owned), len(order))
+        )
+        if microns is not None and "perimeter" in out:
+            out["perimeter_um"] = out["perimeter"] * float(microns[0])
+    elif features:
+        out.update({c: np.zeros(0) for c in shape_feature_columns(ndim)})
+        if microns is not None and ndim == 2:
+            out["perimeter_um"] = np.zeros(0)
+    objects = {c: out[c] for c in column_names(ndim, features, microns is not None)}
     hist = [m["bg_hist"] for m in measured if "bg_hist" in m]
     summary = {
         "area_total": int(ordered.count.sum()),
@@ -360,6 +373,19 @@ def _objects(job: TileJob, measured: list[dict]) -> tuple[dict, dict, np.ndarray
         "background": _median(hist),
     }
     return objects, summary, total.label[order]
+
+
+def _shape_features(found: list[dict], n: int) -> dict:
+    """The shape columns of objects 1..n from the chunks that own them (first pixel)."""
+    names = sorted({c for f in found for c in f} - {"ids", "slurm_job_id", "container"})
+    out = {c: np.zeros(n) for c in names}
+    for f in found:
+        for c in names:
+            if len(f["ids"]):
+                out[c][f["ids"] - 1] = f[c]
+    if "euler_number" in out:
+        out["euler_number"] = out["euler_number"].astype(np.int64)
+    return out
 
 
 def _median(histograms: list[np.ndarray]) -> float | None:

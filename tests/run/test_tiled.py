@@ -156,8 +156,17 @@ def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner):
         ["pipeline.clean.exclude_border=true"],
         ["pipeline.smooth.keep_dtype=true", "pipeline.threshold.method=otsu"],
         ["pipeline.split.smoothing=0", "pipeline.split.min_distance=7"],
+        ["pipeline.measure.shape_features=true"],
     ],
-    ids=["otsu", "no holes no split", "disk opening", "exclude border", "integer otsu", "seeds"],
+    ids=[
+        "otsu",
+        "no holes no split",
+        "disk opening",
+        "exclude border",
+        "integer otsu",
+        "seeds",
+        "shape features",
+    ],
 )
 def test_other_settings_tiled_equal_one_shot(overrides):
     image = synthetic_frame(3, 0)[0][:300, :400]
@@ -170,6 +179,8 @@ def test_nuclei_3d_tiled_equals_one_shot(chunk):
     sampling = Sampling(0.5, 1.0)  # anisotropic: z planes twice the pixel size apart
     one = assert_equal_to_one_shot(stack, NUCLEI_3D, chunk, sampling)
     assert len(one.objects["label"]) > 5
+    shapes = load_config(["dataset=synthetic3d", "pipeline.measure.shape_features=true"]).pipeline
+    assert_equal_to_one_shot(stack, shapes, chunk, sampling)
 
 
 def test_chunk_results_are_reused_after_an_interruption(tmp_path):
