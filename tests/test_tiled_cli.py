@@ -49,6 +49,7 @@ def images_rows(out: Path) -> list[dict]:
     return pq.read_table(out / "images").to_pylist()
 
 
+@pytest.mark.slow
 def test_zarr_and_bigtiff_tiled_equal_the_whole_image_run(mosaic, tmp_path):
     zarr_out, tiff_out, whole_out = tmp_path / "z", tmp_path / "t", tmp_path / "w"
     z = run_cli("dataset=zarr", f"dataset.path={mosaic['zarr']}", *TILED, "output.save_labels=true",
@@ -115,6 +116,7 @@ def test_a_killed_tiled_run_resumes_at_the_chunks_not_done(mosaic, tmp_path):
     assert stored_rows(out, "objects") == stored_rows(fresh, "objects")
 
 
+@pytest.mark.slow
 def test_auto_tiles_only_the_images_above_the_size(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -31,6 +31,9 @@ def label_path(root: str | Path, image_id: str) -> Path:
     return Path(root) / "labels" / f"{image_id}.tif"
 
 
+TILED_LABELS_ARRAY = "labels/nuclei/0"  # inside <image>.ome.zarr
+
+
 def tiled_label_path(root: str | Path, image_id: str) -> Path:
     """A tiled image's labels: ``<root>/labels/<image_id>.ome.zarr`` (the array is
     ``labels/nuclei/0`` inside it, as OME-Zarr 0.4 stores an image's labels)."""
@@ -66,7 +69,7 @@ def create_tiled_labels(
     ]
     nuclei.attrs["image-label"] = {"version": "0.4", "source": {"image": source}}
     nuclei.create_array("0", shape=shape, chunks=chunk, dtype="int32", fill_value=0)
-    return str(target / "labels" / "nuclei" / "0")
+    return str(target / TILED_LABELS_ARRAY)
 
 
 def write_labels(root: str | Path, image_id: str, labels) -> Path:

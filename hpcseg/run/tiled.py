@@ -53,7 +53,12 @@ from hpcseg.pipeline.moments import LabelMoments, merge
 from hpcseg.pipeline.segment import min_object_size
 from hpcseg.pipeline.stitch import Components
 from hpcseg.results.evaluate import score
-from hpcseg.results.parts import create_tiled_labels, write_batch
+from hpcseg.results.parts import (
+    TILED_LABELS_ARRAY,
+    create_tiled_labels,
+    tiled_label_path,
+    write_batch,
+)
 from hpcseg.results.scratch import tiled_root
 from hpcseg.results.tables import images_schema, images_table, objects_table
 from hpcseg.run import tile_tasks as tasks
@@ -180,12 +185,12 @@ def segment_tiled(
     job: TileJob,
     mapper: Mapper = serial_mapper,
     progress: Callable | None = None,
-    labels_to: Callable[[], str] | None = None,
+    labels_to: Callable[[bool], str] | None = None,
     stop: Stop | None = None,
 ) -> TiledSegmentation:
     """Segment and measure ``job.image`` chunk by chunk (see the module doc); with
-    ``labels_to`` (which creates the output label array and returns its path) the final
-    labels are written there chunk by chunk too."""
+    ``labels_to(fresh)`` (the output label array's path; created anew when ``fresh``) the
+    final labels are written there chunk by chunk too."""
     cfg, grid = job.pipeline, job.grid
     for name, dtype in (("smoothed", job.smoothed_dtype), ("mask", np.uint8),
                         ("background", np.int32), ("parts", np.int32), ("objects", np.int32),
@@ -224,8 +229,9 @@ def segment_tiled(
         split = _seeds(job, passes, n_objects, boxes)
     measured = passes.run("objects", tasks.objects_chunk, shared=split)
     objects, summary, keys = _objects(job, passes, measured)
-    if labels_to is not None:
-        passes.run("labels", tasks.labels_chunk, shared=(labels_to(), keys))
+    if labels_to is not None:  # a fresh label array unless a killed run began writing it
+        resumed = job.scratch.result_path("labels", 0).parent.is_dir()
+        passes.run("labels", tasks.labels_chunk, shared=(labels_to(not resumed), keys))
     return TiledSegmentation(
         objects=objects,
         threshold=value,
@@ -500,7 +506,9 @@ def process_tiled(
                 "%s: %s done (%d of %d chunks run now)", record.image_id, step, done, len(grid)
             )
 
-        def labels_to() -> str:
+        def labels_to(fresh: bool) -> str:
+            if not fresh:
+                return str(tiled_label_path(job.out_dir, record.image_id) / TILED_LABELS_ARRAY)
             return create_tiled_labels(job.out_dir, record.image_id, grid.shape, grid.chunk,
                                        job.sampling.pixel_size, record.path)  # fmt: skip
 

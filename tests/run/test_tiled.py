@@ -84,7 +84,12 @@ def assert_equal_to_one_shot(
 
 @pytest.mark.parametrize(
     "chunk",
-    [(260, 348), (128, 128), (50, 65), (17, 19)],
+    [
+        (260, 348),
+        (128, 128),
+        pytest.param((50, 65), marks=pytest.mark.slow),
+        pytest.param((17, 19), marks=pytest.mark.slow),
+    ],
     ids=["one chunk", "128 (does not divide)", "50x65", "17x19 (smaller than a nucleus)"],
 )
 def test_nuclei_tiled_equals_one_shot_on_a_frame(chunk):
@@ -97,6 +102,7 @@ def test_nuclei_tiled_equals_one_shot_on_a_frame(chunk):
     assert len(one.objects["label"]) > 10
 
 
+@pytest.mark.slow
 def test_objects_across_chunk_corners_and_many_chunks_are_one_object_each():
     image = synthetic_frame(0, 1)[0][:200, :260]
     one = segment(image, NUCLEI)
@@ -173,6 +179,7 @@ def test_other_settings_tiled_equal_one_shot(overrides):
     assert_equal_to_one_shot(image, load_config(overrides).pipeline, (70, 90))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [(20, 64, 64), (13, 50, 70)], ids=["20x64x64", "13x50x70"])
 def test_nuclei_3d_tiled_equals_one_shot(chunk):
     stack = synthetic_stack(3, 0)[0]
