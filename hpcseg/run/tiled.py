@@ -437,12 +437,12 @@ def _score(record: ImageRecord, job: TileJob, result: TiledSegmentation, max_pix
 
 def split_by_mode(cfg: Config, records: list[ImageRecord]) -> tuple[list, list]:
     """The records to run whole (many-images mode) and those to tile: ``mode=auto`` tiles
-    the images above ``mode.tile_above`` pixels (read from their headers); an image whose
-    header cannot be read runs whole, where it fails with its reason."""
+    the images above ``mode.tile_above`` pixels (read from their headers) and every Zarr
+    store; an image whose header cannot be read runs whole, where it fails with its reason."""
     name = cfg.mode.name
     if name == "images":
         return list(records), []
-    if name == "tiled":
+    if name == "tiled" or cfg.dataset.name == "zarr":  # a Zarr store is always read by chunks
         return [], list(records)
     whole, tiled = [], []
     array = getattr(cfg.dataset, "array", None)
