@@ -108,7 +108,11 @@ def process_batch(records: list[ImageRecord], job: BatchJob) -> BatchSummary:
     with Watchdog(job.image_timeout, timeout_folder(job.out_dir)) as watchdog:
         for record in records:
             watchdog.begin(record.image_id)
-            row, objects = _process_one(record, job)
+            try:
+                row, objects = _process_one(record, job)
+            except OSError as exc:  # its label image could not be written (disk full, ...)
+                _remove_labels(job, records)
+                return BatchSummary(key=summary.key, error=f"{type(exc).__name__}: {exc}")
             watchdog.end()
             row.update(where)
             image_rows.append(row)

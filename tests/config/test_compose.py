@@ -224,7 +224,7 @@ def test_help_shows_hpcseg_not_hydra_internals():
     assert "dataset: bbbc039, synthetic, synthetic3d, tiff_glob" in text
     for needed in ("hpcseg keys [PREFIX]", "hpcseg report OUTPUT_DIR", "130 interrupted",
                    "143 terminated", "-m key=a,b",
-                   "now: dataset=synthetic pipeline=nuclei"):  # fmt: skip
+                   "now: dataset=synthetic mode=images pipeline=nuclei"):  # fmt: skip
         assert needed in text, needed
     assert "now: dataset=tiff_glob" in help_text(["dataset=tiff_glob"])  # path still to give
     with pytest.raises(UserError, match=r"unknown config key 'dataset\.nimages'"):
