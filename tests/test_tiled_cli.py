@@ -91,7 +91,7 @@ def test_a_killed_tiled_run_resumes_at_the_chunks_not_done(mosaic, tmp_path):
     out = tmp_path / "out"
     source = f"dataset.path={mosaic['zarr']}"
     args = [sys.executable, "-m", "hpcseg", "dataset=zarr", source, "mode=tiled",
-            "mode.chunk_size=128", "cluster.n_workers=1", f"output.dir={out}"]  # fmt: skip
+            "mode.chunk_size=256", "cluster.n_workers=1", f"output.dir={out}"]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, cwd=tmp_path)  # fmt: skip
     seen = []
@@ -108,7 +108,7 @@ def test_a_killed_tiled_run_resumes_at_the_chunks_not_done(mosaic, tmp_path):
     assert again.returncode == 0, again.stderr
     log = again.stdout + again.stderr
     assert "resuming the chunks an earlier run finished" in log
-    assert "smooth done (0 of 48 chunks run now)" in log  # committed chunks are not redone
+    assert "smooth done (0 of 12 chunks run now)" in log  # committed chunks are not redone
     assert not (out / "tiled").exists() or not any((out / "tiled").iterdir())
     fresh = tmp_path / "fresh"
     ref = run_cli(*args[3:-1], f"output.dir={fresh}", cwd=tmp_path)
@@ -154,7 +154,7 @@ def test_settings_the_tiled_mode_refuses_are_one_line_errors(overrides, message,
 @pytest.mark.slow
 def test_sigterm_stops_a_tiled_image_gracefully_and_the_rerun_finishes_it(mosaic, tmp_path):
     out = tmp_path / "out"
-    args = ["dataset=zarr", f"dataset.path={mosaic['zarr']}", "mode=tiled", "mode.chunk_size=128",
+    args = ["dataset=zarr", f"dataset.path={mosaic['zarr']}", "mode=tiled", "mode.chunk_size=256",
             "cluster.n_workers=1", f"output.dir={out}"]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "hpcseg", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=tmp_path)  # fmt: skip
@@ -171,4 +171,4 @@ def test_sigterm_stops_a_tiled_image_gracefully_and_the_rerun_finishes_it(mosaic
     assert not (out / "images").exists() or not list((out / "images").glob("*.parquet"))
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert "mask done (0 of 48 chunks run now)" in again.stdout + again.stderr
+    assert "mask done (0 of 12 chunks run now)" in again.stdout + again.stderr

@@ -27,7 +27,7 @@ def slurm():
 
 @pytest.fixture(scope="module")
 def mosaic(tmp_path_factory) -> Path:
-    return Path(write_mosaic(tmp_path_factory.mktemp("slide") / "slide.zarr", (700, 900), 6,
+    return Path(write_mosaic(tmp_path_factory.mktemp("slide") / "slide.zarr", (500, 700), 6,
                              kind="zarr", chunk=256))  # fmt: skip
 
 
@@ -47,7 +47,7 @@ def test_worker_jobs_segment_a_mosaic_as_the_local_cluster_does(mosaic, local_ru
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [row] = pq.read_table(out / "images").to_pylist()
     jobs = row["slurm_job_id"].split(",")  # the worker jobs that ran its chunks
-    assert row["mode"] == "tiled" and row["n_chunks"] == 12 and 1 <= len(jobs) <= 2
+    assert row["mode"] == "tiled" and row["n_chunks"] == 6 and 1 <= len(jobs) <= 2
     for job in jobs:
         accounting = subprocess.run(["scontrol", "show", "job", job], capture_output=True,
                                     text=True).stdout  # fmt: skip
