@@ -187,6 +187,13 @@ def mask_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict
     return {"n": np.asarray(n), "border": border[1:], **_faces(labels)}
 
 
+def _global_index(flat: np.ndarray, core: Region, shape: tuple[int, ...]) -> np.ndarray:
+    """Raster indices in a core's array as raster indices in the whole image."""
+    coords = np.unravel_index(flat, tuple(r.stop - r.start for r in core))
+    starts = tuple(c + r.start for c, r in zip(coords, core, strict=True))
+    return np.ravel_multi_index(starts, shape).astype(np.int64)
+
+
 def _faces(labels: np.ndarray) -> dict:
     out = {}
     for axis, (first, last) in enumerate(faces_of(labels)):
@@ -346,9 +353,7 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     pixels = np.flatnonzero(flat)
     first_local = np.unique(flat[pixels], return_index=True)[1]
     first_local = pixels[first_local]
-    coords = np.unravel_index(first_local, seeds.shape)
-    global_coords = tuple(c + r.start for c, r in zip(coords, core, strict=True))
-    first = np.ravel_multi_index(global_coords, job.grid.shape).astype(np.int64)
+    first = _global_index(first_local, core, job.grid.shape)
     owner = labels[within(core, region)].ravel()[first_local].astype(np.int64)
     return {"n": np.asarray(n), "first": first, "owner": owner, **_faces(seeds)}
 
@@ -401,10 +406,7 @@ def _measure(job: TileJob, keys: np.ndarray, core: Region) -> dict:
     local = np.zeros(keys.shape, np.int32)
     local.ravel()[pixels] = inverse + 1
     moments = label_moments(local, raw, offset=tuple(c.start for c in core))
-    coords = np.unravel_index(pixels[first_local], keys.shape)
-    first = np.ravel_multi_index(
-        tuple(c + r.start for c, r in zip(coords, core, strict=True)), job.grid.shape
-    )
+    first = _global_index(pixels[first_local], core, job.grid.shape)
     uniq = np.concatenate([[0], uniq])
     out = {name: getattr(moments, name) for name in moments.__dataclass_fields__}
     out["label"] = uniq[moments.label].astype(np.int64)
@@ -415,19 +417,22 @@ def _measure(job: TileJob, keys: np.ndarray, core: Region) -> dict:
     return out
 
 
+def number_keys(keys: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """``block`` of scratch keys as labels: ``keys[i]`` becomes i + 1, any other key 0."""
+    if not len(keys):
+        return np.zeros(block.shape, np.int32)
+    order = np.argsort(keys, kind="stable")
+    at = np.clip(np.searchsorted(keys, block, sorter=order), 0, len(keys) - 1)
+    found = (keys[order[at]] == block) & (block > 0)
+    return np.where(found, order[at] + 1, 0).astype(np.int32)
+
+
 def labels_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
     """The final labels of this core written to the output array ``extra = (path, keys)``:
     ``keys`` lists the key of label 1, 2, ... (numbered by first pixel)."""
     path, keys = extra
     core = job.grid.core(index)
-    block = job.scratch.read("keys", core)
-    order = np.argsort(keys, kind="stable")
-    at = np.clip(np.searchsorted(keys, block, sorter=order), 0, max(len(keys) - 1, 0))
-    if len(keys):
-        found = keys[order[at]] == block
-        labels = np.where(found & (block > 0), order[at] + 1, 0).astype(np.int32)
-    else:
-        labels = np.zeros(block.shape, np.int32)
+    labels = number_keys(keys, job.scratch.read("keys", core))
     zarr.open_array(path, mode="r+")[core] = labels
     return {}
 
@@ -448,10 +453,7 @@ def shape_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
         return {"ids": np.zeros(0, np.int64)}
     region = box(starts[owned].min(axis=0), stops[owned].max(axis=0))
     block = job.scratch.read("keys", region)
-    order = np.argsort(keys[owned])
-    sorted_keys = keys[owned][order]
-    at = np.clip(np.searchsorted(sorted_keys, block), 0, len(owned) - 1)
-    local = np.where((sorted_keys[at] == block) & (block > 0), order[at] + 1, 0).astype(np.int32)
+    local = number_keys(keys[owned], block)  # owned object j is local label j + 1
     moments = label_moments(local, np.zeros(local.shape, np.uint8))
     columns = shape_columns(local, moments)
     out = {"ids": (owned[moments.label - 1] + 1).astype(np.int64)}

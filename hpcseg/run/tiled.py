@@ -91,12 +91,7 @@ class TiledSegmentation:
 
     def labels(self, keys: np.ndarray) -> np.ndarray:
         """Final labels (1..n by first pixel, 0 background) of a block of scratch ``keys``."""
-        if not len(self.keys):
-            return np.zeros(keys.shape, np.int32)
-        order = np.argsort(self.keys, kind="stable")
-        at = np.clip(np.searchsorted(self.keys, keys, sorter=order), 0, len(order) - 1)
-        found = (self.keys[order[at]] == keys) & (keys > 0)
-        return np.where(found, order[at] + 1, 0).astype(np.int32)
+        return tasks.number_keys(self.keys, keys)
 
 
 def serial_mapper(step: str, fn: Callable, job: TileJob, items: list, shared: Any) -> list:
