@@ -38,6 +38,16 @@ def image_id_of(path: str) -> str:
     return os.path.splitext(name)[0]
 
 
+def refuse_shared_id(seen: dict[str, str], image_id: str, path: str, ids_are: str) -> None:
+    """Record ``path`` under ``image_id`` in ``seen``; refuse a second path with that id."""
+    if image_id in seen:
+        raise UserError(
+            f"two images share the id '{image_id}': {seen[image_id]} and {path}; image ids "
+            f"are {ids_are} and must be unique (narrow dataset.path)"
+        )
+    seen[image_id] = path
+
+
 def glob_files(pattern: str) -> list[str]:
     """The files (not folders) ``pattern`` matches, sorted; ``**`` recurses."""
     return sorted(

@@ -14,9 +14,9 @@ from hpcseg.data.records import (
     image_id_of,
     matches_nothing,
     metadata_pattern,
+    refuse_shared_id,
     require_match,
 )
-from hpcseg.errors import UserError
 
 SCHEMA = TiffGlobDatasetConfig
 
@@ -35,12 +35,7 @@ def resolve(cfg: TiffGlobDatasetConfig) -> Dataset:
     records, seen = [], {}
     for path in paths:
         image_id = image_id_of(path)
-        if image_id in seen:
-            raise UserError(
-                f"two images share the id '{image_id}': {seen[image_id]} and {path}; image ids "
-                "are file names without extension and must be unique (narrow dataset.path)"
-            )
-        seen[image_id] = path
+        refuse_shared_id(seen, image_id, path, "file names without extension")
         meta: tuple[tuple[str, str | None], ...] = ()
         if pattern is not None:
             m = pattern.search(os.path.basename(path))

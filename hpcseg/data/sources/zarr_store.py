@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hpcseg.config.schemas import ZarrDatasetConfig
 from hpcseg.data.large import is_zarr_path
-from hpcseg.data.records import Dataset, ImageRecord, require_match
+from hpcseg.data.records import Dataset, ImageRecord, refuse_shared_id, require_match
 from hpcseg.data.sources.tiff_glob import glob_root
 from hpcseg.errors import UserError
 
@@ -53,12 +53,7 @@ def resolve(cfg: ZarrDatasetConfig) -> Dataset:
     records, seen = [], {}
     for path in paths:
         image_id = store_id(path)
-        if image_id in seen:
-            raise UserError(
-                f"two images share the id '{image_id}': {seen[image_id]} and {path}; image ids "
-                "are store names without .zarr and must be unique (narrow dataset.path)"
-            )
-        seen[image_id] = path
+        refuse_shared_id(seen, image_id, path, "store names without .zarr")
         records.append(ImageRecord(image_id, str(Path(path).resolve())))
     return Dataset(records)
 
