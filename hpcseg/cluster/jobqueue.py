@@ -58,6 +58,9 @@ def make_cluster(
     log_dir = Path(cfg.log_directory or output_dir / "logs" / "workers")
     log_dir.mkdir(parents=True, exist_ok=True)
     worker_args: list[str] = []
+    if worker_module != "distributed.cli.dask_worker":  # jobqueue adds these for Dask's only
+        worker_args += [*(["--nworkers", str(cfg.processes)] if cfg.processes > 1 else []),
+                        "--nanny"]  # fmt: skip
     if cfg.worker_lifetime:
         worker_args += [
             "--lifetime",

@@ -1,27 +1,29 @@
 """The tiled mode's working folder for one image: intermediate arrays and per-chunk results.
 
-``<output.dir>/tiled/<image key>/``: each pass's chunk-sized arrays (Zarr, written by the chunk
-that owns the pixels, read with halos by the next pass) and each chunk's small result
+``<output.dir>/tiled/<image key>/``: each pass's chunk-sized arrays, one raw ``.npy`` file per
+chunk (``<array>/<i>_<j>.npy``, written atomically by the chunk that owns the pixels, read back
+memory-mapped, halos included, by the next pass) and each chunk's small result
 (``<pass>/<chunk>.npz``, written atomically after its arrays: the chunk's commit). A rerun after
 a kill finds the committed chunks and redoes only the others; ``meta.json`` names the inputs and
 settings, so a folder from other inputs is cleared instead of reused.
+
+Why not Zarr: these arrays are written once and read a few times with halos by the same run, and
+Zarr 3 (Blosc lz4) moved them at about 300 MB/s here, decoding a whole neighbour chunk for each
+halo strip; a memory-mapped ``.npy`` reads only the strip (about 5x faster over a pass's reads
+and writes, measured on 2048x2048 chunks). The cost is disk: uncompressed, about 30 bytes per
+image pixel while the image runs (the arrays are removed when it commits).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
-import zarr
-from zarr.codecs import BloscCodec
 
-from hpcseg.pipeline.grid import ChunkGrid, Region
-
-_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
+from hpcseg.pipeline.grid import ChunkGrid, Region, within
 
 
 def tiled_root(out_dir: str | Path) -> Path:
@@ -53,23 +55,56 @@ class Scratch:
         return False
 
     def create(self, name: str, dtype) -> None:
-        """A chunk-sized array (zeros) unless it exists (a resumed pass keeps its chunks)."""
-        path = self.folder / f"{name}.zarr"
-        if not path.exists():
-            zarr.create_array(
-                store=str(path),
-                shape=self.grid.shape,
-                chunks=self.grid.chunk,
-                dtype=np.dtype(dtype).str,
-                fill_value=0,
-                compressors=_CODEC,
-            )
+        """A chunked array of ``dtype`` (a chunk reads as zeros until it is written) unless it
+        exists (a resumed pass keeps its chunks)."""
+        folder = self.folder / name
+        if not (folder / "dtype").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "dtype").write_text(np.dtype(dtype).str)
 
     def read(self, name: str, region: Region) -> np.ndarray:
-        return _open(str(self.folder / f"{name}.zarr"), self.grid.chunk)[region]
+        """The pixels of ``region`` (any box of the image) from the chunks it overlaps."""
+        out = np.zeros(_extent(region), _dtype(self.folder / name))
+        for where, _, piece in self._pieces(name, region):
+            out[where] = piece
+        return out
+
+    def read_mapped(self, name: str, region: Region, luts) -> np.ndarray:
+        """:meth:`read` with each chunk's values mapped through its table (``luts[k]`` for
+        chunk number k, raster order): per-chunk labels read as global ids."""
+        out = np.zeros(_extent(region), luts[0].dtype)
+        for where, k, piece in self._pieces(name, region):
+            out[where] = luts[k][piece]
+        return out
+
+    def _pieces(self, name: str, region: Region):
+        """(where in ``region``, chunk number, the stored pixels there) of each written chunk
+        that ``region`` overlaps (memory-mapped: only those pixels are read)."""
+        if not all(r.stop > r.start for r in region):
+            return
+        for index in self.grid.overlapping(region):
+            path = self._chunk_path(name, index)
+            if not path.exists():
+                continue
+            core = self.grid.core(index)
+            part = tuple(slice(max(r.start, c.start), min(r.stop, c.stop))
+                         for r, c in zip(region, core, strict=True))  # fmt: skip
+            k = int(np.ravel_multi_index(index, self.grid.counts))
+            yield within(part, region), k, np.load(path, mmap_mode="r")[within(part, core)]
 
     def write(self, name: str, region: Region, block: np.ndarray) -> None:
-        _open(str(self.folder / f"{name}.zarr"), self.grid.chunk)[region] = block
+        """Write the whole core ``region`` of one chunk (the only writes the passes make)."""
+        index = tuple(r.start // c for r, c in zip(region, self.grid.chunk, strict=True))
+        if self.grid.core(index) != tuple(region):
+            raise ValueError(f"scratch writes are whole chunks: {region} is not a chunk's core")
+        path = self._chunk_path(name, index)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(block, dtype=_dtype(self.folder / name)))
+        os.replace(tmp, path)
+
+    def _chunk_path(self, name: str, index: tuple[int, ...]) -> Path:
+        return self.folder / name / f"{'_'.join(map(str, index))}.npy"
 
     def result_path(self, step: str, k: int) -> Path:
         return self.folder / step / f"{k}.npz"
@@ -95,8 +130,9 @@ class Scratch:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-@functools.lru_cache(maxsize=32)
-def _open(path: str, chunk: tuple[int, ...]):
-    """An opened array (kept per process); the chunk shape is part of the key, so an array
-    re-created with another grid is opened afresh."""
-    return zarr.open_array(path, mode="r+")
+def _dtype(folder: Path) -> np.dtype:
+    return np.dtype((folder / "dtype").read_text())
+
+
+def _extent(region: Region) -> tuple[int, ...]:
+    return tuple(r.stop - r.start for r in region)

@@ -110,6 +110,18 @@ class TileJob:
         return (0,) * self.grid.ndim if fp is None else tuple(2 * (s // 2) for s in fp.shape)
 
 
+@dataclass(frozen=True)
+class Relabelled:
+    """Per-chunk labels (scratch ``array``) read as global ids: chunk k's label i is
+    ``luts[k][i]`` (the driver's decision after joining the chunks; no pass rewrites them)."""
+
+    array: str
+    luts: tuple[np.ndarray, ...]
+
+    def read(self, job: TileJob, region: Region) -> np.ndarray:
+        return job.scratch.read_mapped(self.array, region, self.luts)
+
+
 def committed(step: str, fn, job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
     """Run one chunk of a pass and commit its result (after the arrays it wrote)."""
     result = fn(job, k, index, extra)
@@ -138,7 +150,20 @@ def smooth_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> di
     if not job.global_threshold:
         return {}
     values = threshold_input(job, smoothed)
-    return {"low": np.asarray(values.min()), "high": np.asarray(values.max())}
+    out = {"low": np.asarray(values.min()), "high": np.asarray(values.max())}
+    if smoothed.dtype.kind in "iu" and smoothed.dtype.itemsize <= 2:
+        out["value_low"], out["value_counts"] = value_counts(smoothed)
+    return out
+
+
+def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many pixels have each value, from the smallest (returned first) to the largest, of
+    an integer array of at most 16 bits: the global histogram's input, summed over chunks, so
+    that no second pass over the pixels is needed."""
+    low = int(values.min())
+    shifted = values.ravel() if low >= 0 else values.ravel().astype(np.int32) - low
+    counts = np.bincount(shifted)[max(low, 0) :] if low >= 0 else np.bincount(shifted)
+    return np.asarray(low), counts.astype(np.int64)
 
 
 def histogram_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
@@ -155,9 +180,8 @@ def histogram_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) ->
 
 
 def mask_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
-    """The thresholded and opened core (scratch ``mask``); with hole filling, the labels of
-    its background (scratch ``background``), which background labels touch the image border,
-    and the faces."""
+    """The thresholded and opened core (scratch ``mask``); with hole filling, how many
+    background labels it has, which of them touch the image border, and their faces."""
     core = job.grid.core(index)
     opened_crop = job.grid.grow(core, job.opening_halo)
     crop = job.grid.grow(opened_crop, job.threshold_halo)
@@ -176,8 +200,7 @@ def mask_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict
         return {}
     # fill_holes labels ~mask with the cross; a background label is a hole unless it touches
     # the image border
-    labels, n = label_chunk(~mask, clean.cross(mask.ndim))
-    job.scratch.write("background", core, labels)
+    labels, n = label_chunk(~mask, clean.cross(mask.ndim))  # clean_chunk labels it again
     border = np.zeros(n + 1, bool)
     for axis, (lo, hi) in enumerate(zip(core, job.grid.shape, strict=False)):
         if lo.start == 0:
@@ -212,10 +235,13 @@ def _parts(labels: np.ndarray, n: int, core: Region) -> dict:
     counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     start = np.zeros((n, labels.ndim), np.int64)
     stop = np.zeros((n, labels.ndim), np.int64)
-    for i, found in enumerate(ndi.find_objects(labels, max_label=n)):
-        if found is not None:
-            start[i] = [s.start + c.start for s, c in zip(found, core, strict=True)]
-            stop[i] = [s.stop + c.start for s, c in zip(found, core, strict=True)]
+    found = ndi.find_objects(labels, max_label=n)
+    present = [i for i, f in enumerate(found) if f is not None]
+    if present:
+        bounds = np.array([(s.start, s.stop) for i in present for s in found[i]], np.int64)
+        origin = np.array([c.start for c in core], np.int64)[None, :, None]
+        bounds = bounds.reshape(len(present), labels.ndim, 2) + origin
+        start[present], stop[present] = bounds[:, :, 0], bounds[:, :, 1]
     return {"n": np.asarray(n), "count": counts.astype(np.int64), "start": start, "stop": stop,
             **_faces(labels)}  # fmt: skip
 
@@ -225,19 +251,11 @@ def clean_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     components labelled (scratch ``parts``) with their sizes and boxes."""
     core = job.grid.core(index)
     mask = job.scratch.read("mask", core).astype(bool)
-    if extra is not None:
-        mask |= extra[job.scratch.read("background", core)]
+    if extra is not None:  # the background labels of mask_chunk (cheaper than storing them)
+        mask |= extra[label_chunk(~mask, clean.cross(mask.ndim))[0]]
     labels, n = label_chunk(mask, job.structure)
     job.scratch.write("parts", core, labels)
     return _parts(labels, n, core)
-
-
-def relabel_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
-    """``extra = (source, target, lut)``: scratch ``target`` = lut[``source``] (global ids)."""
-    source, target, lut = extra
-    core = job.grid.core(index)
-    job.scratch.write(target, core, lut[job.scratch.read(source, core)].astype(np.int32))
-    return {}
 
 
 # ------------------------------------------------------------------------------ refinement
@@ -247,14 +265,15 @@ def refine_windows(job: TileJob) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
-    """Per object of scratch ``objects`` in this core: pixel count, sums of the smoothed
-    intensity and its square, the sum of the local background level where it is defined and
-    the count where it is not; the sum and count of the background pixels (the fallback)."""
+    """Per object (``extra``: the objects, :class:`Relabelled`) in this core: pixel count,
+    sums of the smoothed intensity and its square, the sum of the local background level where
+    it is defined and the count where it is not; the sum and count of the background pixels
+    (the fallback)."""
     near_size, bg_size = refine_windows(job)
     core = job.grid.core(index)
     level_crop = job.grid.grow(core, _half(bg_size))
     label_crop = job.grid.grow(level_crop, _half(near_size))
-    labels = job.scratch.read("objects", label_crop)
+    labels = extra.read(job, label_crop)
     near = ndi.maximum_filter(labels > 0, size=near_size)[within(level_crop, label_crop)]
     intensity = job.scratch.read("smoothed", level_crop)
     weights = (~near).astype(np.float32)
@@ -268,32 +287,40 @@ def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any)
     values = intensity[inner].ravel()
     background = ~near[inner].ravel()
     fg = np.flatnonzero(own)
-    ids, group = np.unique(own[fg], return_inverse=True)
+    group = own[fg]  # global object ids: per-id sums by bincount, then the ids present
     v = values[fg].astype(np.float64)
     lv = level.ravel()[fg].astype(np.float64)
     ok = defined.ravel()[fg]
-    m = len(ids)
+    count = np.bincount(group)
+    ids = np.flatnonzero(count)
+    ids = ids[ids > 0]
+
+    def per_id(weights) -> np.ndarray:
+        return np.bincount(group, weights=weights, minlength=len(count))[ids]
+
     return {
         "ids": ids.astype(np.int64),
-        "count": np.bincount(group, minlength=m).astype(np.int64),
-        "sum": np.bincount(group, weights=v, minlength=m),
-        "sum2": np.bincount(group, weights=v * v, minlength=m),
-        "level": np.bincount(group, weights=np.where(ok, lv, 0.0), minlength=m),
-        "undefined": np.bincount(group, weights=~ok, minlength=m).astype(np.int64),
+        "count": count[ids].astype(np.int64),
+        "sum": per_id(v),
+        "sum2": per_id(v * v),
+        "level": per_id(np.where(ok, lv, 0.0)),
+        "undefined": per_id(~ok).astype(np.int64),
         "bg_sum": np.asarray(values[background].astype(np.float64).sum()),
         "bg_count": np.asarray(int(background.sum())),
     }
 
 
 def refine_apply_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
-    """Each object cut at its own threshold (``extra``: cut per object id), the remaining
-    components labelled (scratch ``parts``) with sizes and boxes."""
+    """Each object cut at its own threshold (``extra``: the objects, :class:`Relabelled`, and
+    the cut per object id), the remaining components labelled (scratch ``refined``) with sizes
+    and boxes."""
+    objects, cut = extra
     core = job.grid.core(index)
-    labels = job.scratch.read("objects", core)
+    labels = objects.read(job, core)
     values = job.scratch.read("smoothed", core).astype(np.float64)
-    kept = (labels > 0) & (values > extra[labels])
+    kept = (labels > 0) & (values > cut[labels])
     parts, n = label_chunk(kept, job.structure)
-    job.scratch.write("parts", core, parts)
+    job.scratch.write("refined", core, parts)
     return _parts(parts, n, core)
 
 
@@ -316,21 +343,21 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     edge, from the object's whole box, smoothed) and its seeds (the window maxima) labelled
     (scratch ``seedparts``) with each seed's first pixel and the object it falls in.
 
-    ``extra``: the objects' boxes (start, stop), indexed by object id.
+    ``extra``: the objects (:class:`Relabelled`) and their boxes (start, stop), indexed by id.
     """
-    starts, stops = extra
+    objects, (starts, stops) = extra
     half, radius, sigmas = split_radii(job)
     core = job.grid.core(index)
     peak_crop = job.grid.grow(core, half)
     region = job.grid.grow(peak_crop, radius)
-    labels = job.scratch.read("objects", region)
-    ids = np.unique(labels)
+    labels = objects.read(job, region)
+    ids = np.flatnonzero(np.bincount(labels.ravel()))  # global ids: a count, not a sort
     ids = ids[ids > 0]
     boxes = {int(i): _padded(starts[i], stops[i], job.grid.shape) for i in ids}
     outer = region
     for b in boxes.values():
         outer = union(outer, b)
-    all_labels = job.scratch.read("objects", outer) if outer != region else labels
+    all_labels = objects.read(job, outer) if outer != region else labels
     distance = np.zeros(all_labels.shape, np.float32)
     for i, b in boxes.items():
         where = within(b, outer)
@@ -363,22 +390,24 @@ def objects_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> d
     id that flooded the pixel (0 for an object that is not split), with their mergeable
     measurements and first pixels.
 
-    ``extra``: None (no split) or (is_split per object id, boxes (start, stop), base).
+    ``extra``: the objects (:class:`Relabelled`) and None (no split) or (is_split per object
+    id, boxes (start, stop), base, the seeds (:class:`Relabelled`)).
     """
+    objects, split_by = extra
     core = job.grid.core(index)
-    labels = job.scratch.read("objects", core)
-    if extra is None:
+    labels = objects.read(job, core)
+    if split_by is None:
         keys = labels.astype(np.int64)
     else:
-        is_split, (starts, stops), base = extra
+        is_split, (starts, stops), base, seeds = split_by
         keys = labels.astype(np.int64) * base
         present = np.unique(labels)
         split = present[(present > 0) & is_split[present]]
         if len(split):
             # one read of the arrays over all split objects' boxes, then crops in memory
             region = box(starts[split].min(axis=0), stops[split].max(axis=0))
-            all_labels = job.scratch.read("objects", region)
-            all_seeds = job.scratch.read("seeds", region)
+            all_labels = objects.read(job, region)
+            all_seeds = seeds.read(job, region)
             all_height = job.scratch.read("height", region)
             origin, end = [c.start for c in core], [c.stop for c in core]
             for i in split:
@@ -393,32 +422,34 @@ def objects_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> d
                 inside = own[within(part, b)]
                 piece = flooded[within(part, b)][inside].astype(np.int64)
                 keys[within(part, core)][inside] = int(i) * base + piece
-    job.scratch.write("keys", core, keys)
     return _measure(job, keys, core)
 
 
 def _measure(job: TileJob, keys: np.ndarray, core: Region) -> dict:
-    """Mergeable per-key sums of the raw pixels, first pixels, and the background histogram."""
+    """Mergeable per-key sums of the raw pixels, first pixels, and the background's value
+    counts; the keys numbered 1..m in this chunk (scratch ``keys``, with the table of them)."""
     raw = job.image.read(core)
     flat = keys.ravel()
     pixels = np.flatnonzero(flat)
     uniq, first_local, inverse = np.unique(flat[pixels], return_index=True, return_inverse=True)
     local = np.zeros(keys.shape, np.int32)
     local.ravel()[pixels] = inverse + 1
+    job.scratch.write("keys", core, local)
     moments = label_moments(local, raw, offset=tuple(c.start for c in core))
     first = _global_index(pixels[first_local], core, job.grid.shape)
-    uniq = np.concatenate([[0], uniq])
+    uniq = np.concatenate([[0], uniq]).astype(np.int64)
     out = {name: getattr(moments, name) for name in moments.__dataclass_fields__}
-    out["label"] = uniq[moments.label].astype(np.int64)
+    out["label"] = uniq[moments.label]
+    out["table"] = uniq  # scratch ``keys`` holds this chunk's local label i for key uniq[i]
     out["first"] = first.astype(np.int64)
     outside = raw[keys == 0]
     if np.issubdtype(raw.dtype, np.integer) and outside.size:
-        out["bg_hist"] = np.bincount(outside.ravel().astype(np.int64))
+        out["bg_low"], out["bg_counts"] = value_counts(outside)
     return out
 
 
 def number_keys(keys: np.ndarray, block: np.ndarray) -> np.ndarray:
-    """``block`` of scratch keys as labels: ``keys[i]`` becomes i + 1, any other key 0."""
+    """``block`` of keys as labels: ``keys[i]`` becomes i + 1, any other key 0."""
     if not len(keys):
         return np.zeros(block.shape, np.int32)
     order = np.argsort(keys, kind="stable")
@@ -428,12 +459,11 @@ def number_keys(keys: np.ndarray, block: np.ndarray) -> np.ndarray:
 
 
 def labels_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
-    """The final labels of this core written to the output array ``extra = (path, keys)``:
-    ``keys`` lists the key of label 1, 2, ... (numbered by first pixel)."""
-    path, keys = extra
+    """The final labels of this core written to the output array ``extra = (path, final)``
+    (``final``: the labels 1..n, numbered by first pixel, :class:`Relabelled`)."""
+    path, final = extra
     core = job.grid.core(index)
-    labels = number_keys(keys, job.scratch.read("keys", core))
-    zarr.open_array(path, mode="r+")[core] = labels
+    zarr.open_array(path, mode="r+")[core] = final.read(job, core)
     return {}
 
 
@@ -442,9 +472,10 @@ def shape_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     core, each from its whole box of scratch ``keys`` (other objects blanked), as
     :func:`hpcseg.pipeline.measure.shape_columns` on the whole image.
 
-    ``extra``: per object 1..n: its key, first pixel (raster index) and box.
+    ``extra``: the final labels (:class:`Relabelled`) and per object 1..n its first pixel
+    (raster index) and box.
     """
-    keys, first, starts, stops = extra
+    final, first, starts, stops = extra
     core = job.grid.core(index)
     coords = np.unravel_index(first, job.grid.shape)
     inside = np.all([(c >= r.start) & (c < r.stop) for c, r in zip(coords, core, strict=True)], 0)
@@ -452,8 +483,9 @@ def shape_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     if not len(owned):
         return {"ids": np.zeros(0, np.int64)}
     region = box(starts[owned].min(axis=0), stops[owned].max(axis=0))
-    block = job.scratch.read("keys", region)
-    local = number_keys(keys[owned], block)  # owned object j is local label j + 1
+    renumber = np.zeros(len(first) + 1, np.int32)  # owned object j is local label j + 1
+    renumber[owned + 1] = np.arange(1, len(owned) + 1)
+    local = renumber[final.read(job, region)]
     moments = label_moments(local, np.zeros(local.shape, np.uint8))
     columns = shape_columns(local, moments)
     out = {"ids": (owned[moments.label - 1] + 1).astype(np.int64)}

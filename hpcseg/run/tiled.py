@@ -4,9 +4,11 @@ whole-image pipeline.
 The driver runs the passes of :mod:`hpcseg.run.tile_tasks` over the chunk grid and makes the
 decisions that need the whole image between them, from the chunks' small results only:
 
-1. ``smooth``: each core smoothed (halo: the Gaussian's radius); the threshold input's range.
-2. ``histogram`` (global thresholds): per-chunk histograms over that range are added and the
-   threshold computed from their sum, as scikit-image computes it from the whole image.
+1. ``smooth``: each core smoothed (halo: the Gaussian's radius); the threshold input's range
+   and, for 8/16-bit smoothed values, how many pixels have each value.
+2. Global thresholds: the threshold input's histogram over the image's range, as scikit-image
+   computes it from the whole image: from the value counts (each value's threshold input
+   computed once and weighted), else from a ``histogram`` pass (per-chunk histograms added).
 3. ``mask``: thresholded (the local Gaussian threshold with its own halo), opened; with hole
    filling its background labelled: a background component is a hole unless it touches the
    image border (joined across chunks by :class:`~hpcseg.pipeline.stitch.Components`).
@@ -20,6 +22,8 @@ decisions that need the whole image between them, from the chunks' small results
    labelling numbers them) and measured from per-chunk partial sums
    (:func:`hpcseg.pipeline.moments.merge`).
 
+No pass rewrites labels: a join's result is a table per chunk (local label -> global id,
+:class:`~hpcseg.run.tile_tasks.Relabelled`) that the next passes apply as they read.
 Tasks grow with chunks; the driver's work with objects and chunk faces; a worker holds a chunk
 and its halo (an object's box when it floods or measures a split object).
 """
@@ -47,7 +51,7 @@ from hpcseg.data.reader import read_mask
 from hpcseg.data.records import ImageRecord
 from hpcseg.errors import ImageError
 from hpcseg.pipeline import clean
-from hpcseg.pipeline.grid import ChunkGrid
+from hpcseg.pipeline.grid import ChunkGrid, Region
 from hpcseg.pipeline.measure import column_names, from_moments, shape_feature_columns
 from hpcseg.pipeline.moments import LabelMoments, merge
 from hpcseg.pipeline.segment import min_object_size
@@ -63,7 +67,7 @@ from hpcseg.results.scratch import tiled_root
 from hpcseg.results.tables import images_schema, images_table, objects_table
 from hpcseg.run import tile_tasks as tasks
 from hpcseg.run.signals import Stop
-from hpcseg.run.tile_tasks import TileJob, faces_from
+from hpcseg.run.tile_tasks import Relabelled, TileJob, faces_from
 from hpcseg.run.worker import BatchJob, BatchSummary, batch_key
 
 log = logging.getLogger("hpcseg")
@@ -85,13 +89,13 @@ class TiledSegmentation:
     chunk_grid: tuple[int, ...]
     n_tasks: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # of labels 1..n
+    final: Relabelled | None = None  # the labels 1..n (by first pixel), 0 background
     slurm_job_ids: list[str] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
 
-    def labels(self, keys: np.ndarray) -> np.ndarray:
-        """Final labels (1..n by first pixel, 0 background) of a block of scratch ``keys``."""
-        return tasks.number_keys(self.keys, keys)
+    def labels(self, job: TileJob, region: Region) -> np.ndarray:
+        """The final labels of ``region`` (from the scratch folder, while it exists)."""
+        return self.final.read(job, region)
 
 
 def serial_mapper(step: str, fn: Callable, job: TileJob, items: list, shared: Any) -> list:
@@ -188,9 +192,9 @@ def segment_tiled(
     final labels are written there chunk by chunk too."""
     cfg, grid = job.pipeline, job.grid
     for name, dtype in (("smoothed", job.smoothed_dtype), ("mask", np.uint8),
-                        ("background", np.int32), ("parts", np.int32), ("objects", np.int32),
-                        ("height", np.float32), ("seedparts", np.int32), ("seeds", np.int32),
-                        ("keys", np.int64)):  # fmt: skip
+                        ("parts", np.int32), ("refined", np.int32),
+                        ("height", np.float32), ("seedparts", np.int32),
+                        ("keys", np.int32)):  # fmt: skip
         job.scratch.create(name, dtype)
     passes = _Passes(job, mapper, progress, stop)
     n = len(passes.indices)
@@ -212,21 +216,20 @@ def segment_tiled(
         is_hole[0] = False
         holes = [is_hole[background.of_chunk(k)] for k in range(n)]
     parts = passes.run("clean", tasks.clean_chunk, per_chunk=holes or [None] * n)
-    n_objects, boxes = _keep(job, passes, parts, "objects_clean")
+    n_objects, boxes, objects = _keep(job, parts, "parts")
     if str(cfg.refine.method) == "components" and n_objects:
-        stats = passes.run("refine_stats", tasks.refine_stats_chunk)
-        parts = passes.run(
-            "refine_apply", tasks.refine_apply_chunk, shared=_cuts(job, stats, n_objects)
-        )
-        n_objects, boxes = _keep(job, passes, parts, "objects_refined")
+        stats = passes.run("refine_stats", tasks.refine_stats_chunk, shared=objects)
+        cut = _cuts(job, stats, n_objects)
+        parts = passes.run("refine_apply", tasks.refine_apply_chunk, shared=(objects, cut))
+        n_objects, boxes, objects = _keep(job, parts, "refined")
     split = None
     if str(cfg.split.method) == "watershed" and n_objects:
-        split = _seeds(job, passes, n_objects, boxes)
-    measured = passes.run("objects", tasks.objects_chunk, shared=split)
-    objects, summary, keys = _objects(job, passes, measured)
+        split = _seeds(job, passes, objects, n_objects, boxes)
+    measured = passes.run("objects", tasks.objects_chunk, shared=(objects, split))
+    objects, summary, final = _objects(job, passes, measured)
     if labels_to is not None:  # a fresh label array unless a killed run began writing it
         resumed = job.scratch.result_path("labels", 0).parent.is_dir()
-        passes.run("labels", tasks.labels_chunk, shared=(labels_to(not resumed), keys))
+        passes.run("labels", tasks.labels_chunk, shared=(labels_to(not resumed), final))
     return TiledSegmentation(
         objects=objects,
         threshold=value,
@@ -235,7 +238,7 @@ def segment_tiled(
         chunk_grid=grid.counts,
         n_tasks=passes.n_tasks,
         seconds=passes.seconds,
-        keys=keys,
+        final=final,
         slurm_job_ids=sorted(passes.job_ids),
         containers=sorted(passes.containers),
     )
@@ -258,8 +261,11 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
     if low == high:  # skimage returns the single value
         found = low
     else:
-        histograms = passes.run("histogram", tasks.histogram_chunk, shared=(low, high))
-        counts = np.sum([h["counts"] for h in histograms], axis=0)
+        if all("value_counts" in r for r in smoothed):  # 8/16-bit: from the smooth pass's counts
+            counts = _histogram_of_counts(job, smoothed, low, high)
+        else:
+            histograms = passes.run("histogram", tasks.histogram_chunk, shared=(low, high))
+            counts = np.sum([h["counts"] for h in histograms], axis=0)
         if np.issubdtype(low.dtype, np.integer):
             centres = np.arange(low.item(), high.item() + 1)
         else:
@@ -273,9 +279,25 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
     return float(found) * job.pipeline.threshold.correction
 
 
-def _keep(job: TileJob, passes: _Passes, parts: list[dict], step: str) -> tuple[int, tuple]:
-    """Join the chunks' components, drop those below the size filter, number the rest 1..n
-    (scratch ``objects``); their boxes (start, stop), indexed by id."""
+def _histogram_of_counts(job: TileJob, smoothed: list[dict], low, high) -> np.ndarray:
+    """The threshold input's histogram (as :func:`tasks.histogram_chunk` gives it, summed)
+    from the chunks' counts of each smoothed value: each value's threshold input is computed
+    once, the same arithmetic as on its pixels, and weighted by its count."""
+    first, total = _added([(r["value_low"], r["value_counts"]) for r in smoothed])
+    values = np.arange(first, first + len(total)).astype(job.smoothed_dtype)
+    present = total > 0
+    inputs = tasks.threshold_input(job, values[present])
+    if np.issubdtype(inputs.dtype, np.integer):  # one bin per integer value, low..high
+        out = np.zeros(int(high) - int(low) + 1, np.int64)
+        out[inputs.astype(np.int64) - int(low)] = total[present]
+        return out
+    return np.histogram(inputs, bins=256, range=(low, high), weights=total[present])[0]
+
+
+def _keep(job: TileJob, parts: list[dict], array: str) -> tuple[int, tuple, Relabelled]:
+    """Join the chunks' components (scratch ``array``), drop those below the size filter,
+    number the rest 1..n: how many, their boxes (start, stop), indexed by id, and the objects
+    as :class:`Relabelled` labels."""
     comps = Components.join(job.grid, _counts(parts), _faces(parts, job.grid.ndim), job.structure)
     sizes = comps.total(np.concatenate([p["count"] for p in parts]))
     keep = sizes >= max(job.min_size, 1) if job.min_size > 1 else sizes > 0
@@ -286,9 +308,8 @@ def _keep(job: TileJob, passes: _Passes, parts: list[dict], step: str) -> tuple[
     order = np.flatnonzero(keep)
     boxes = (np.concatenate([np.zeros((1, job.grid.ndim), np.int64), starts[order]]),
              np.concatenate([np.zeros((1, job.grid.ndim), np.int64), stops[order]]))  # fmt: skip
-    luts = [("parts", "objects", new_id[comps.of_chunk(k)]) for k in range(len(parts))]
-    passes.run(f"relabel_{step}", tasks.relabel_chunk, per_chunk=luts)
-    return int(keep.sum()), boxes
+    luts = tuple(new_id[comps.of_chunk(k)].astype(np.int32) for k in range(len(parts)))
+    return int(keep.sum()), boxes, Relabelled(array, luts)
 
 
 def _cuts(job: TileJob, stats: list[dict], n_objects: int) -> np.ndarray:
@@ -313,10 +334,11 @@ def _cuts(job: TileJob, stats: list[dict], n_objects: int) -> np.ndarray:
     return cut
 
 
-def _seeds(job: TileJob, passes: _Passes, n_objects: int, boxes: tuple) -> tuple:
-    """The seeds joined across chunks, each given to the object of its first pixel (scratch
-    ``seeds``); which objects have two or more."""
-    found = passes.run("seeds", tasks.seeds_chunk, shared=boxes)
+def _seeds(job: TileJob, passes: _Passes, objects: Relabelled, n_objects: int,
+           boxes: tuple) -> tuple:  # fmt: skip
+    """The seeds joined across chunks, each given to the object of its first pixel: which
+    objects have two or more, their boxes, the key base, the seeds (:class:`Relabelled`)."""
+    found = passes.run("seeds", tasks.seeds_chunk, shared=(objects, boxes))
     seeds = Components.join(job.grid, _counts(found), _faces(found, job.grid.ndim),
                             np.ones((3,) * job.grid.ndim, bool))  # fmt: skip
     first = np.concatenate([f["first"] for f in found])
@@ -325,14 +347,13 @@ def _seeds(job: TileJob, passes: _Passes, n_objects: int, boxes: tuple) -> tuple
     order = np.lexsort((first, seed))
     leading = order[np.unique(seed[order], return_index=True)[1]]
     per_object = np.bincount(owner[leading], minlength=n_objects + 1)
-    luts = [("seedparts", "seeds", seeds.of_chunk(k)) for k in range(len(found))]
-    passes.run("relabel_seeds", tasks.relabel_chunk, per_chunk=luts)
-    return per_object >= 2, boxes, seeds.n_components + 1
+    luts = tuple(seeds.of_chunk(k).astype(np.int32) for k in range(len(found)))
+    return per_object >= 2, boxes, seeds.n_components + 1, Relabelled("seedparts", luts)
 
 
-def _objects(job: TileJob, passes: _Passes, measured: list[dict]) -> tuple[dict, dict, np.ndarray]:
+def _objects(job: TileJob, passes: _Passes, measured: list[dict]) -> tuple[dict, dict, Relabelled]:
     """The objects' columns: keys merged over chunks, numbered by first pixel, measured; the
-    shape features from each object's whole box (the ``shape`` pass)."""
+    shape features from each object's whole box (the ``shape`` pass); the final labels."""
     names = [f for f in LabelMoments.__dataclass_fields__]
     parts = [LabelMoments(**{f: m[f] for f in names}) for m in measured if len(m["label"])]
     ndim, shape = job.grid.ndim, job.grid.shape
@@ -354,9 +375,11 @@ def _objects(job: TileJob, passes: _Passes, measured: list[dict]) -> tuple[dict,
     ordered = LabelMoments(**{f: getattr(total, f)[order] for f in names})
     ordered.label = np.arange(1, len(order) + 1, dtype=np.int64)
     out = from_moments(ordered, shape, microns)
+    numbered = total.label[order]  # the key of label 1, 2, ...
+    final = Relabelled("keys", tuple(tasks.number_keys(numbered, m["table"]) for m in measured))
     features = job.pipeline.measure.shape_features
     if features and len(order):
-        owned = (total.label[order], first[order], ordered.bbox_start, ordered.bbox_stop)
+        owned = (final, first[order], ordered.bbox_start, ordered.bbox_stop)
         out.update(
             _shape_features(passes.run("shape", tasks.shape_chunk, shared=owned), len(order))
         )
@@ -367,13 +390,13 @@ def _objects(job: TileJob, passes: _Passes, measured: list[dict]) -> tuple[dict,
         if microns is not None and ndim == 2:
             out["perimeter_um"] = np.zeros(0)
     objects = {c: out[c] for c in column_names(ndim, features, microns is not None)}
-    hist = [m["bg_hist"] for m in measured if "bg_hist" in m]
+    hist = [(m["bg_low"], m["bg_counts"]) for m in measured if "bg_counts" in m]
     summary = {
         "area_total": int(ordered.count.sum()),
         "area_mean": float(ordered.count.mean()) if len(order) else None,
         "background": _median(hist),
     }
-    return objects, summary, total.label[order]
+    return objects, summary, final
 
 
 def _shape_features(found: list[dict], n: int) -> dict:
@@ -389,20 +412,30 @@ def _shape_features(found: list[dict], n: int) -> dict:
     return out
 
 
-def _median(histograms: list[np.ndarray]) -> float | None:
-    """The median of the background pixels from their added histograms (np.median's value)."""
-    if not histograms:
+def _median(counts: list[tuple[np.ndarray, np.ndarray]]) -> float | None:
+    """The median of the background pixels from the chunks' value counts (np.median's
+    value)."""
+    if not counts:
         return None
-    total = np.zeros(max(len(h) for h in histograms), np.int64)
-    for h in histograms:
-        total[: len(h)] += h
+    first, total = _added(counts)
     n = int(total.sum())
     if n == 0:
         return None
     cumulative = np.cumsum(total)
     low = int(np.searchsorted(cumulative, (n - 1) // 2, side="right"))
     high = int(np.searchsorted(cumulative, n // 2, side="right"))
-    return (low + high) / 2.0
+    return first + (low + high) / 2.0
+
+
+def _added(counts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[int, np.ndarray]:
+    """Value counts (:func:`tasks.value_counts`: lowest value, counts from it) added up."""
+    first = min(int(low) for low, _ in counts)
+    last = max(int(low) + len(c) - 1 for low, c in counts)
+    total = np.zeros(last - first + 1, np.int64)
+    for low, c in counts:
+        start = int(low) - first
+        total[start : start + len(c)] += c
+    return first, total
 
 
 def chunk_shape(ndim: int, chunk_size: int, chunk_planes: int, shape: tuple[int, ...]) -> tuple:
@@ -426,7 +459,7 @@ def _score(record: ImageRecord, job: TileJob, result: TiledSegmentation, max_pix
         truth = read_mask(record.mask_path, job.grid.shape)
     except ImageError as exc:
         return {"error": f"not scored: {exc}"}
-    scores = score(truth, result.labels(job.scratch.read("keys", whole)))
+    scores = score(truth, result.labels(job, whole))
     return {**scores, "seconds_score": time.perf_counter() - t0}
 
 

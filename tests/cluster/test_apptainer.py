@@ -87,7 +87,7 @@ def test_worker_job_script_runs_python_in_the_image(tmp_path):
     assert lines[-3:-1] == container.job_prologue()
     assert lines[-3] == 'export APPTAINERENV_SLURM_JOB_ID="${SLURM_JOB_ID:-}"'
     worker = shlex.split(lines[-1])
-    assert worker[: len(prefix) + 3] == [*prefix, "python", "-m", "distributed.cli.dask_worker"]
+    assert worker[: len(prefix) + 3] == [*prefix, "python", "-m", "hpcseg.cluster.dask_worker"]
 
 
 def test_runner_reexec_passes_slurm_variables(monkeypatch):

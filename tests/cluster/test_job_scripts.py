@@ -78,7 +78,7 @@ def test_slurm_job_script(job_script, tmp_path):
     lines = body(script)
     assert lines[:2] == ["module load python/3.11", "export OMP_NUM_THREADS=1"]
     worker = shlex.split(lines[2])
-    assert worker[:4] == [sys.executable, "-m", "distributed.cli.dask_worker", worker[3]]
+    assert worker[:4] == [sys.executable, "-m", "hpcseg.cluster.dask_worker", worker[3]]
     assert worker[3].startswith("tls://")  # TLS by default
     opts = options(worker[4:])
     assert opts["--nthreads"] == "2" and opts["--nworkers"] == "2" and "--nanny" in opts

@@ -59,8 +59,8 @@ def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = W
         job = TileJob(InMemory(image), cfg, sampling, grid, folder,
                       min_object_size(cfg, image.ndim, sampling))  # fmt: skip
         result = segment_tiled(job)
-        keys = job.scratch.read("keys", tuple(slice(0, s) for s in image.shape))
-    return result, result.labels(keys)
+        labels = result.labels(job, tuple(slice(0, s) for s in image.shape))
+    return result, labels
 
 
 def assert_equal_to_one_shot(
@@ -161,6 +161,7 @@ def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner):
         ["pipeline.clean.opening=disk", "pipeline.clean.opening_radius=2"],
         ["pipeline.clean.exclude_border=true"],
         ["pipeline.smooth.keep_dtype=true", "pipeline.threshold.method=otsu"],
+        ["pipeline.smooth.keep_dtype=true"],
         ["pipeline.split.smoothing=0", "pipeline.split.min_distance=7"],
         ["pipeline.measure.shape_features=true"],
     ],
@@ -170,6 +171,7 @@ def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner):
         "disk opening",
         "exclude border",
         "integer otsu",
+        "integer log otsu",
         "seeds",
         "shape features",
     ],
@@ -250,3 +252,20 @@ def test_blog2021_tiled_equals_the_dask_image_blog_graph_on_a_mosaic():
         result.objects["mean_intensity"], ndi.mean(mosaic, expected, index), rtol=1e-12
     )
     assert n > 150
+
+
+@pytest.mark.parametrize("method", ["otsu", "log_otsu"])
+def test_8_and_16_bit_thresholds_come_from_the_smooth_pass(method):
+    """The chunks' value counts give the exact histogram: no histogram pass, same threshold
+    (int8 with negative values too)."""
+    frame = synthetic_frame(3, 0)[0][:200, :260]
+    cfg = load_config([f"pipeline.threshold.method={method}", "pipeline.smooth.keep_dtype=true"])
+    signed = (np.clip(frame.astype(np.int32) // 4, 0, 227) - 100).astype(np.int8)
+    for image in (frame, signed):
+        one = segment(image, cfg.pipeline, WHOLE_PIXELS)
+        result, labels = tiled(image, cfg.pipeline, (64, 90))
+        assert "histogram" not in result.seconds
+        assert result.threshold == one.threshold
+        assert result.summary == one.summary  # the background median too
+        assert one.labels.max() > 3
+        np.testing.assert_array_equal(labels, one.labels)
