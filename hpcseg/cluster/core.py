@@ -6,6 +6,7 @@ describes itself with a :class:`ClusterKind`; :mod:`hpcseg.cluster` keeps the re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -79,6 +80,18 @@ def default_memory_limit(n_workers: int, memory_limit: str) -> str | int:
 # the loggers distributed configures on import (distributed.config._initialize_logging_old_style)
 DASK_LOGGERS = ("distributed", "distributed.client", "distributed.gc", "bokeh", "tornado",
                 "tornado.application")  # fmt: skip
+
+
+def quiet_workers_for_shutdown(client: Client) -> None:
+    """Before a stopped run tears its cluster down with tasks still running: the workers'
+    Dask loggers to CRITICAL, so a worker that outlives the scheduler by a heartbeat logs no
+    traceback into the run's output (Dask's race, not an error of the run)."""
+    with contextlib.suppress(Exception):
+        client.run(_quiet_dask_in_worker, on_error="ignore")
+
+
+def _quiet_dask_in_worker() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 def quiet_dask_logs(level: int = logging.WARNING) -> None:

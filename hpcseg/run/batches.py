@@ -134,7 +134,9 @@ def _cancel_not_started(client: Client, pending: as_completed, stop: Stop) -> No
     """After a stop request: cancel the batches no worker has started; nothing of a cancelled
     batch is committed."""
     running = {key for keys in client.processing().values() for key in keys}
-    waiting = [f for f in list(pending.futures) if f.key not in running]
+    futures = list(pending.futures)  # a cancelled future leaves pending.futures
+    waiting = [f for f in futures if f.key not in running]
+    in_flight = len(futures) - len(waiting)
     for future in waiting:
         future.cancel()
     grace = max(stop.deadline - time.monotonic(), 0.0)
@@ -142,7 +144,7 @@ def _cancel_not_started(client: Client, pending: as_completed, stop: Stop) -> No
         "%s: stopping; %d batch(es) in flight may finish within %.0f s (send it again to stop "
         "at once), %d not started",
         stop.signal_name,
-        len(pending.futures) - len(waiting),
+        in_flight,
         grace,
         len(waiting),
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import dask
 
 from hpcseg.cluster import cluster_kind, container_kind, start_cluster
-from hpcseg.cluster.core import DASK_SETTINGS
+from hpcseg.cluster.core import DASK_SETTINGS, quiet_workers_for_shutdown
 from hpcseg.config.schemas import Config, as_plain
 from hpcseg.data import sources
 from hpcseg.data.records import ImageRecord
@@ -33,7 +33,8 @@ from hpcseg.run.plan import WorkPlan, describe, plan_work
 from hpcseg.run.progress import Progress
 from hpcseg.run.signals import IOFailure, Stop, sigint_ignored, stop_on_signals
 from hpcseg.run.summary import print_summary, summarise
-from hpcseg.run.tiled import dask_mapper, process_tiled, split_by_mode
+from hpcseg.run.tiled import dask_mapper
+from hpcseg.run.tiled_job import process_tiled, split_by_mode
 from hpcseg.run.watchdog import timeout_folder
 from hpcseg.run.worker import BatchJob
 
@@ -259,4 +260,6 @@ def _compute(
                 progress.batch_done(done.key, 1, done.n_failed, done.n_objects)
         finally:
             progress.close()
+            if stop.requested.is_set():
+                quiet_workers_for_shutdown(client)
     return totals, time.perf_counter() - t_compute

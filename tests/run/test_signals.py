@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,3 +72,4 @@ def test_a_second_signal_stops_at_once(tmp_path):
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 143, rest
     assert "Traceback" not in rest, rest
+    assert re.search(r"stopping; \d+ batch\(es\) in flight", rest), rest  # never negative
