@@ -57,6 +57,7 @@ class TileJob:
     grid: ChunkGrid
     scratch_dir: str
     min_size: int
+    keep_labels: bool = True  # store the final labels (to save, score or shape them)
 
     @property
     def scratch(self) -> Scratch:
@@ -434,7 +435,8 @@ def _measure(job: TileJob, keys: np.ndarray, core: Region) -> dict:
     uniq, first_local, inverse = np.unique(flat[pixels], return_index=True, return_inverse=True)
     local = np.zeros(keys.shape, np.int32)
     local.ravel()[pixels] = inverse + 1
-    job.scratch.write("keys", core, local)
+    if job.keep_labels:
+        job.scratch.write("keys", core, local)
     moments = label_moments(local, raw, offset=tuple(c.start for c in core))
     first = _global_index(pixels[first_local], core, job.grid.shape)
     uniq = np.concatenate([[0], uniq]).astype(np.int64)

@@ -111,8 +111,10 @@ def process_tiled(
                    file_pixel_size=image.pixel_size, n_chunks=len(grid),
                    chunk_grid=list(grid.counts))  # fmt: skip
         folder = tiled_root(job.out_dir) / f"{record.image_id}-{job.fingerprint[:12]}"
+        keep = bool(job.save_labels or record.mask_path or job.pipeline.measure.shape_features)
         tile_job = TileJob(image, job.pipeline, job.sampling, grid, str(folder),
-                           min_object_size(job.pipeline, grid.ndim, job.sampling))  # fmt: skip
+                           min_object_size(job.pipeline, grid.ndim, job.sampling),
+                           keep_labels=keep)  # fmt: skip
         scratch = tile_job.scratch
         for stale in folder.parent.glob(f"{record.image_id}-*"):  # left by other settings
             if stale != folder:
