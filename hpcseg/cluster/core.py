@@ -26,17 +26,18 @@ log = logging.getLogger(__name__)
 # (dask-cuda's is "dask_cuda.cli")
 DASK_WORKER_MODULE = "hpcseg.cluster.dask_worker"
 WAIT_POLL_SECONDS = 0.25
-# Dask settings of every hpcseg scheduler: Dask retries no task whose worker died, hpcseg does
-# (hpcseg.run.batches splits the batch and counts runner.retries itself); a worker is sent only
-# as many tasks as it has threads, so a worker's death is blamed on the tasks it was running,
-# not on others queued behind them
 # Dask settings of every process that starts worker processes (a nanny): glibc's own malloc
 # tuning. Dask's nanny exports MALLOC_TRIM_THRESHOLD_=65536 to its workers, and any explicit
 # value switches off glibc's adaptive mmap threshold: every array above 128 KiB is then a fresh
 # mmap, page-faulted in and zeroed on each use. Measured on a 8192x8192 tiled mosaic (2 workers,
-# 16 chunks): 1.38x the wall time and 3.7x the system time (benchmarks/bench_large.py). A worker
-# keeps freed memory for its next chunk instead; its peak is what the benchmark reports.
+# 16 chunks; the tiled command, median of 3 A/B pairs): 1.38x the wall time and 3.7x the system
+# time. A worker keeps freed memory for its next chunk instead; its peak is what
+# benchmarks/bench_large.py reports.
 WORKER_SETTINGS = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+# Dask settings of every hpcseg scheduler: Dask retries no task whose worker died, hpcseg does
+# (hpcseg.run.batches splits the batch and counts runner.retries itself); a worker is sent only
+# as many tasks as it has threads, so a worker's death is blamed on the tasks it was running,
+# not on others queued behind them; and the workers' settings for its nannies
 DASK_SETTINGS = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,

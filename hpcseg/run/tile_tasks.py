@@ -162,8 +162,10 @@ def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     an integer array of at most 16 bits: the global histogram's input, summed over chunks, so
     that no second pass over the pixels is needed."""
     low = int(values.min())
-    shifted = values.ravel() if low >= 0 else values.ravel().astype(np.int32) - low
-    counts = np.bincount(shifted)[max(low, 0) :] if low >= 0 else np.bincount(shifted)
+    if low >= 0:
+        counts = np.bincount(values.ravel())[low:]
+    else:  # bincount takes no negatives
+        counts = np.bincount(values.ravel().astype(np.int32) - low)
     return np.asarray(low), counts.astype(np.int64)
 
 
@@ -209,6 +211,14 @@ def mask_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict
         if lo.stop == hi:
             border[np.take(labels, -1, axis=axis)] = True
     return {"n": np.asarray(n), "border": border[1:], **_faces(labels)}
+
+
+def present_ids(labels: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    """The nonzero global ids in ``labels``, ascending: a count (``counts``, its bincount, when
+    the caller has it), not a sort, as the ids are compact."""
+    counts = np.bincount(labels.ravel()) if counts is None else counts
+    ids = np.flatnonzero(counts)
+    return ids[ids > 0]
 
 
 def _global_index(flat: np.ndarray, core: Region, shape: tuple[int, ...]) -> np.ndarray:
@@ -293,8 +303,7 @@ def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any)
     lv = level.ravel()[fg].astype(np.float64)
     ok = defined.ravel()[fg]
     count = np.bincount(group)
-    ids = np.flatnonzero(count)
-    ids = ids[ids > 0]
+    ids = present_ids(group, count)
 
     def per_id(weights) -> np.ndarray:
         return np.bincount(group, weights=weights, minlength=len(count))[ids]
@@ -352,8 +361,7 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     peak_crop = job.grid.grow(core, half)
     region = job.grid.grow(peak_crop, radius)
     labels = objects.read(job, region)
-    ids = np.flatnonzero(np.bincount(labels.ravel()))  # global ids: a count, not a sort
-    ids = ids[ids > 0]
+    ids = present_ids(labels)
     boxes = {int(i): _padded(starts[i], stops[i], job.grid.shape) for i in ids}
     outer = region
     for b in boxes.values():
@@ -402,8 +410,8 @@ def objects_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> d
     else:
         is_split, (starts, stops), base, seeds = split_by
         keys = labels.astype(np.int64) * base
-        present = np.unique(labels)
-        split = present[(present > 0) & is_split[present]]
+        present = present_ids(labels)
+        split = present[is_split[present]]
         if len(split):
             # one read of the arrays over all split objects' boxes, then crops in memory
             region = box(starts[split].min(axis=0), stops[split].max(axis=0))
