@@ -6,6 +6,7 @@ import numpy as np
 import scipy.ndimage
 
 from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.label import label_sizes
 
 
 def cross(ndim: int = 2) -> np.ndarray:
@@ -61,7 +62,7 @@ def remove_small(mask, min_area: int, connectivity: int = 1):
     be = backend_of(mask)
     structure = be.ndimage.generate_binary_structure(mask.ndim, connectivity)
     labels, _ = be.ndimage.label(mask, structure=structure)
-    sizes = be.xp.bincount(labels.ravel())
+    sizes = label_sizes(labels)
     keep = sizes >= min_area
     keep[0] = False
     return keep[labels]

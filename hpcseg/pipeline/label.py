@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from hpcseg.pipeline.backend import backend_of
 
 
@@ -25,3 +27,18 @@ def raster_order(labels):
     lut = xp.zeros(int(uniq.max()) + 1, xp.int32)
     lut[uniq[order]] = xp.arange(1, len(uniq) + 1, dtype=xp.int32)
     return lut[labels]
+
+
+def label_sizes(labels, minlength: int = 0):
+    """Pixels per label value (``bincount`` of the non-negative ``labels``, any shape), counted
+    by runs: a label image is mostly long runs of one value, and NumPy's bincount, adding one
+    to the same counter pixel after pixel, waits on each add (about 3x slower on a 2048x2048
+    chunk of nuclei labels here). Other array types (CuPy) use their own bincount."""
+    xp = backend_of(labels).xp
+    flat = labels.ravel()
+    if xp is not np or flat.size == 0:
+        return xp.bincount(flat, minlength=minlength)
+    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    values = np.concatenate([flat[:1], flat[starts]])
+    lengths = np.diff(np.concatenate([[0], starts, [flat.size]]))
+    return np.bincount(values, weights=lengths, minlength=minlength).astype(np.intp)

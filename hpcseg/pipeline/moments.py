@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.label import label_sizes
 
 
 @dataclass
@@ -67,7 +68,7 @@ def label_moments(labels, intensity, offset: tuple[int, ...] | None = None) -> L
     n = int(labels.max()) if labels.size else 0
     foreground = xp.flatnonzero(labels)  # work on object pixels only
     lab = labels.ravel()[foreground]
-    area = xp.bincount(lab, minlength=n + 1)
+    area = label_sizes(lab, n + 1)
     present = xp.nonzero(area[1:])[0] + 1
 
     def per_label(weights):

@@ -22,7 +22,9 @@ from skimage.segmentation import watershed
 
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline import clean, smooth, threshold
+from hpcseg.pipeline.bands import in_bands
 from hpcseg.pipeline.grid import ChunkGrid, Region, box, union, within
+from hpcseg.pipeline.label import label_sizes
 from hpcseg.pipeline.measure import shape_columns
 from hpcseg.pipeline.moments import label_moments
 from hpcseg.pipeline.sampling import Sampling, per_axis, window
@@ -145,11 +147,15 @@ def smooth_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> di
     core = job.grid.core(index)
     crop = job.grid.grow(core, job.smooth_halo)
     c = job.pipeline.smooth
-    smoothed = SMOOTHERS[str(c.method)](job.image.read(crop), c.sigma, c.keep_dtype, job.spacing)
+    smoother = SMOOTHERS[str(c.method)]
+    smoothed = in_bands(lambda rows: smoother(rows, c.sigma, c.keep_dtype, job.spacing),
+                        job.image.read(crop), job.smooth_halo[0])  # fmt: skip
     smoothed = np.ascontiguousarray(smoothed[within(core, crop)])
     job.scratch.write("smoothed", core, smoothed)
     if not job.global_threshold:
         return {}
+    # the range from every pixel's input: NumPy's float32 log is not monotone (1,430 steps
+    # down over the float32 values >= 1, checked here), so log(min) can differ from min(log)
     values = threshold_input(job, smoothed)
     out = {"low": np.asarray(values.min()), "high": np.asarray(values.max())}
     if smoothed.dtype.kind in "iu" and smoothed.dtype.itemsize <= 2:
@@ -216,7 +222,7 @@ def mask_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict
 def present_ids(labels: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
     """The nonzero global ids in ``labels``, ascending: a count (``counts``, its bincount, when
     the caller has it), not a sort, as the ids are compact."""
-    counts = np.bincount(labels.ravel()) if counts is None else counts
+    counts = label_sizes(labels) if counts is None else counts
     ids = np.flatnonzero(counts)
     return ids[ids > 0]
 
@@ -243,7 +249,7 @@ def faces_from(result: dict, ndim: int) -> list[tuple[np.ndarray, np.ndarray]]:
 def _parts(labels: np.ndarray, n: int, core: Region) -> dict:
     """Per-label pixel count, box and first pixel (global raster index) of a chunk's labels,
     with its faces."""
-    counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    counts = label_sizes(labels, n + 1)[1:]
     start = np.zeros((n, labels.ndim), np.int64)
     stop = np.zeros((n, labels.ndim), np.int64)
     found = ndi.find_objects(labels, max_label=n)
@@ -285,11 +291,16 @@ def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any)
     level_crop = job.grid.grow(core, _half(bg_size))
     label_crop = job.grid.grow(level_crop, _half(near_size))
     labels = extra.read(job, label_crop)
-    near = ndi.maximum_filter(labels > 0, size=near_size)[within(level_crop, label_crop)]
+    near = in_bands(lambda rows: ndi.maximum_filter(rows, size=near_size), labels > 0,
+                    near_size[0] // 2)[within(level_crop, label_crop)]  # fmt: skip
     intensity = job.scratch.read("smoothed", level_crop)
     weights = (~near).astype(np.float32)
-    level = ndi.uniform_filter(intensity.astype(np.float32) * weights, bg_size)
-    norm = ndi.uniform_filter(weights, bg_size)
+
+    def box_mean(values: np.ndarray) -> np.ndarray:
+        return in_bands(lambda rows: ndi.uniform_filter(rows, bg_size), values, bg_size[0] // 2)
+
+    level = box_mean(intensity.astype(np.float32) * weights)
+    norm = box_mean(weights)
     inner = within(core, level_crop)
     level, norm = level[inner], norm[inner]
     defined = norm > 1e-3
@@ -302,7 +313,7 @@ def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any)
     v = values[fg].astype(np.float64)
     lv = level.ravel()[fg].astype(np.float64)
     ok = defined.ravel()[fg]
-    count = np.bincount(group)
+    count = label_sizes(group)
     ids = present_ids(group, count)
 
     def per_id(weights) -> np.ndarray:
@@ -327,11 +338,28 @@ def refine_apply_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any)
     objects, cut = extra
     core = job.grid.core(index)
     labels = objects.read(job, core)
-    values = job.scratch.read("smoothed", core).astype(np.float64)
+    values = job.scratch.read("smoothed", core)
+    if values.dtype in FLOAT32_EXACT:  # the same decisions in float32, half the bytes
+        cut = float32_at_or_below(cut)
+    else:
+        values = values.astype(np.float64)
     kept = (labels > 0) & (values > cut[labels])
     parts, n = label_chunk(kept, job.structure)
     job.scratch.write("refined", core, parts)
     return _parts(parts, n, core)
+
+
+FLOAT32_EXACT = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.float32))
+
+
+def float32_at_or_below(cut: np.ndarray) -> np.ndarray:
+    """The largest float32 at or below each (float64) cut: a value v exact in float32 is above
+    the cut exactly when it is above this one, as no float32 lies between the two."""
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, stepped down below
+        down = cut.astype(np.float32)
+    over = down.astype(np.float64) > cut
+    down[over] = np.nextafter(down[over], np.float32(-np.inf))
+    return down
 
 
 # ------------------------------------------------------------------------------ watershed
@@ -374,11 +402,12 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
         distance[where][own] = ndi.distance_transform_edt(own, sampling=job.spacing)[own]
     height = distance[within(region, outer)]
     if job.pipeline.split.smoothing > 0:
-        height = ndi.gaussian_filter(height, sigmas)
+        height = in_bands(lambda rows: ndi.gaussian_filter(rows, sigmas), height, radius[0])
         height[labels == 0] = 0
     size = window(job.pipeline.split.min_distance, job.spacing)
     peaks_height = height[within(peak_crop, region)]
-    maxima = ndi.maximum_filter(peaks_height, size=size)
+    maxima = in_bands(lambda rows: ndi.maximum_filter(rows, size=size), peaks_height,
+                      size[0] // 2)  # fmt: skip
     inner = within(core, peak_crop)
     core_height = np.ascontiguousarray(peaks_height[inner])
     peaks = (core_height == maxima[inner]) & (core_height > 0)

@@ -22,16 +22,32 @@ from hypothesis import strategies as st
 from hpcseg.config.compose import load_config
 from hpcseg.data.mosaic import mosaic_region
 from hpcseg.data.synthetic import synthetic_frame, synthetic_stack
+from hpcseg.pipeline import bands
 from hpcseg.pipeline.grid import ChunkGrid
 from hpcseg.pipeline.sampling import Sampling
 from hpcseg.pipeline.segment import min_object_size, segment
-from hpcseg.run.tile_tasks import TileJob, committed
+from hpcseg.results import scratch
+from hpcseg.run.tile_tasks import TileJob, committed, float32_at_or_below
 from hpcseg.run.tiled import segment_tiled
 
 NUCLEI = load_config([]).pipeline
 NUCLEI_3D = load_config(["dataset=synthetic3d"]).pipeline
 WHOLE_PIXELS = Sampling()
 STACK = synthetic_stack(3, 0)[0]  # 40 x 192 x 192
+
+
+DEFAULT_BANDS, DEFAULT_LOOKUP_BLOCK = bands.BAND_ROWS, scratch.MAPPED_BLOCK
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_bands_and_lookup_blocks():
+    """Filter bands (hpcseg.pipeline.bands) and label lookups (results.scratch) in blocks
+    small enough that these small images go through them (by default only crops of more than
+    512 rows are banded, and lookups are 65,536 pixels at a time)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bands, "BAND_ROWS", 16)
+        patch.setattr(scratch, "MAPPED_BLOCK", 500)
+        yield
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,14 @@ def test_nuclei_tiled_equals_one_shot_on_a_frame(chunk):
         else synthetic_frame(0, 1)[0][:140, :150]
     )
     one = assert_equal_to_one_shot(image, NUCLEI, chunk)
+    assert len(one.objects["label"]) > 10
+
+
+def test_nuclei_tiled_equals_one_shot_with_the_default_bands(monkeypatch):
+    monkeypatch.setattr(bands, "BAND_ROWS", DEFAULT_BANDS)
+    monkeypatch.setattr(scratch, "MAPPED_BLOCK", DEFAULT_LOOKUP_BLOCK)
+    image = mosaic_region(3, (600, 150), (slice(0, 600), slice(0, 150)))
+    one = assert_equal_to_one_shot(image, NUCLEI, (600, 80))  # 600 rows: banded
     assert len(one.objects["label"]) > 10
 
 
@@ -269,3 +293,18 @@ def test_8_and_16_bit_thresholds_come_from_the_smooth_pass(method):
         assert result.summary == one.summary  # the background median too
         assert one.labels.max() > 3
         np.testing.assert_array_equal(labels, one.labels)
+
+
+def test_float32_cuts_decide_as_float64():
+    """refine_apply compares float32 pixels with float32 cuts: the same decisions as float64,
+    also for values one step either side of each cut."""
+    rng = np.random.default_rng(1)
+    cut = np.concatenate([rng.normal(500, 300, 20_000), [np.inf, 7e38, 0.0, 1e-45, 1.0, 2.5]])
+    with np.errstate(over="ignore"):
+        near = cut.astype(np.float32)  # 7e38: inf
+    values = np.concatenate([near, np.nextafter(near, np.float32(np.inf)),
+                             np.nextafter(near, np.float32(-np.inf))])  # fmt: skip
+    expected = values.astype(np.float64) > np.tile(cut, 3)
+    np.testing.assert_array_equal(values > np.tile(float32_at_or_below(cut), 3), expected)
+    # the cut rounded to the nearest float32 instead decides some of these pixels otherwise
+    assert not np.array_equal(values > np.tile(near, 3), expected)
