@@ -18,6 +18,16 @@ from hpcseg.run.job import preflight
 
 register_configs()
 
+SERIAL_SERVICES = ("slurm", "apptainer")  # one SLURM node, one container build: one at a time
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The SLURM and container tests all go to the same test process (pytest-xdist's
+    loadgroup), so they run one after another as on one machine's services."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SERIAL_SERVICES):
+            item.add_marker(pytest.mark.xdist_group("services"))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def synthetic_cache(tmp_path_factory) -> Path:
