@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +20,33 @@ from hpcseg.run.job import preflight
 
 register_configs()
 
-SERIAL_SERVICES = ("slurm", "apptainer")  # one SLURM node, one container build: one at a time
+SERVICES = ("slurm", "apptainer")  # one SLURM node, one container build: one test at a time
+SERVICES_LOCK = Path(tempfile.gettempdir()) / "hpcseg-tests-services.lock"
+_services_lock: list = []  # the open lock file while this process holds the lock
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The SLURM and container tests all go to the same test process (pytest-xdist's
-    loadgroup), so they run one after another as on one machine's services."""
-    for item in items:
-        if any(item.get_closest_marker(name) for name in SERIAL_SERVICES):
-            item.add_marker(pytest.mark.xdist_group("services"))
+def _uses_services(item: pytest.Item) -> bool:
+    return any(item.get_closest_marker(name) for name in SERVICES)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A SLURM or container test runs while no other test process runs one (the test
+    processes of pytest-xdist, or another pytest): an exclusive lock on one file, taken before
+    its fixtures (the image build, the reference runs) are set up."""
+    if _uses_services(item):
+        handle = open(SERVICES_LOCK, "a")  # noqa: SIM115 (held until the teardown)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _services_lock.append(handle)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Release the lock after the test's fixtures are torn down."""
+    while _services_lock:
+        handle = _services_lock.pop()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -36,15 +36,20 @@ def test_a_short_reach_shows():
     assert not np.array_equal(in_bands(fn, image, 3, 10), fn(image))
 
 
-def test_small_arrays_and_3d_go_whole():
+def test_3d_and_small_arrays_go_whole_and_long_reaches_widen_the_bands():
     calls = []
 
     def fn(a):
         calls.append(a.shape)
         return a * 2
 
-    volume = np.ones((12, 30, 30), np.float32)
+    volume = np.ones((40, 30, 30), np.float32)
     np.testing.assert_array_equal(in_bands(fn, volume, 1, 8), volume * 2)
-    assert calls == [(12, 30, 30)]  # 12 planes: not more than two bands of 8
+    assert calls == [(40, 30, 30)]  # 3-D: whole, although 40 planes make five bands of 8
+    in_bands(fn, np.ones((16, 5)), 1, 8)
+    assert calls[1:] == [(16, 5)]  # not more than two bands
     in_bands(fn, np.ones((40, 5)), 2, 8)
-    assert calls[1:] == [(10, 5), (12, 5), (12, 5), (12, 5), (10, 5)]
+    assert calls[2:] == [(10, 5), (12, 5), (12, 5), (12, 5), (10, 5)]
+    del calls[:]
+    in_bands(fn, np.ones((2000, 3)), 100)  # default bands: 4 x reach = 400 rows, not 256
+    assert calls == [(500, 3), (600, 3), (600, 3), (600, 3), (500, 3)]
