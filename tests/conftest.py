@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import standin
 from distributed import Client, LocalCluster
 from skimage.draw import disk
 
 from hpcseg.config.compose import load_config, register_configs
+from hpcseg.errors import UserError
 from hpcseg.run.job import preflight
 
 register_configs()
@@ -137,3 +139,21 @@ def two_touching_nuclei() -> np.ndarray:
         rr, cc = disk(centre, 15)
         image[rr, cc] = 1000
     return image
+
+
+# ------------------------------------------------------------------ the GPU code path's libraries
+@pytest.fixture(params=["stand-in", pytest.param("cupy", marks=pytest.mark.gpu)])
+def device(request):
+    """The backend a GPU-path test runs on: the stand-in library (``standin``: NumPy through the
+    GPU backend's code, always) or CuPy (marker ``gpu``; skipped with the reason where CuPy or
+    a GPU is missing)."""
+    if request.param == "cupy":
+        from hpcseg.pipeline import gpu
+
+        try:
+            yield gpu.backend()
+        except UserError as exc:
+            pytest.skip(f"no GPU here: {exc}")
+        return
+    yield standin.register()
+    standin.unregister()

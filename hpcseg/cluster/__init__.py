@@ -3,7 +3,8 @@
 Cluster kinds, one small module each (dask-jobqueue's layout): :mod:`~hpcseg.cluster.local`
 (worker processes here), :mod:`~hpcseg.cluster.slurm` and :mod:`~hpcseg.cluster.pbs` (workers
 as batch jobs, through :mod:`~hpcseg.cluster.jobqueue`), :mod:`~hpcseg.cluster.slurm_runner`
-(everything inside one allocation). Container kinds: ``none`` and
+(everything inside one allocation), :mod:`~hpcseg.cluster.gpu` (dask-cuda's workers, one per
+GPU: local_gpu, slurm_gpu, pbs_gpu). Container kinds: ``none`` and
 :mod:`~hpcseg.cluster.apptainer`. Adding a kind: its schema in :mod:`hpcseg.config.schemas`,
 its module here, one line below.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from distributed import Client
 
-from hpcseg.cluster import apptainer, local, pbs, slurm, slurm_runner
+from hpcseg.cluster import apptainer, gpu, local, pbs, slurm, slurm_runner
 from hpcseg.cluster.containers import NONE, ContainerKind
 from hpcseg.cluster.core import ClusterKind, quiet_dask_logs
 from hpcseg.cluster.pool import pooled
@@ -25,7 +26,10 @@ from hpcseg.registry import Registry
 
 CLUSTER_KINDS: Registry[ClusterKind] = Registry(
     "cluster",
-    {kind.schema: kind for kind in (local.KIND, slurm.KIND, pbs.KIND, slurm_runner.KIND)},
+    {
+        kind.schema: kind
+        for kind in (local.KIND, slurm.KIND, pbs.KIND, slurm_runner.KIND, *gpu.KINDS)
+    },
 )
 CONTAINER_KINDS: Registry[ContainerKind] = Registry(
     "container", {kind.schema: kind for kind in (NONE, apptainer.KIND)}

@@ -3,6 +3,8 @@
 One function, :func:`exec_prefix`, makes ``apptainer exec [--cleanenv] [--nv] --bind ... --env ...
 IMAGE``; hpcseg puts ``python`` after it for dask-jobqueue's worker command (``python=``), starts
 local workers with it, and re-executes ``hpcseg`` with it on each rank of a runner allocation.
+With a GPU cluster (dask-cuda workers) ``--nv`` is added whatever ``container.nv`` says, and
+the batch system's ``CUDA_VISIBLE_DEVICES`` is handed to the container (``--cleanenv`` drops it).
 Folders the job reads or writes (dataset, masks, output, synthetic cache) are bound at the same
 path inside, so every path in the config means the same file in and out of the image.
 """
@@ -10,6 +12,7 @@ path inside, so every path in the config means the same file in and out of the i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,12 +22,15 @@ import subprocess
 from pathlib import Path
 
 from hpcseg.cluster.containers import ContainerKind
+from hpcseg.cluster.core import uses_gpus
 from hpcseg.config.schemas import ApptainerConfig, Config
 from hpcseg.data import sources
 from hpcseg.errors import UserError
 
 # Variables a rank of a runner allocation needs inside the image, even with --cleanenv.
 PASS_THROUGH_PREFIXES = ("SLURM_", "HPCSEG_")
+# the GPUs the batch system gave the job; a list with commas, so not an --env value
+GPU_VARIABLE = "CUDA_VISIBLE_DEVICES"
 
 
 def inside_container() -> str | None:
@@ -82,11 +88,20 @@ def worker_python(prefix: list[str]) -> str:
 
 
 def job_prologue() -> list[str]:
-    """Job-script lines that hand the batch job's id to a --cleanenv container."""
+    """Job-script lines that hand the batch job's id (and its GPUs, where it has some) to a
+    --cleanenv container."""
     return [
         'export APPTAINERENV_SLURM_JOB_ID="${SLURM_JOB_ID:-}"',
         'export APPTAINERENV_PBS_JOBID="${PBS_JOBID:-}"',
+        f'[ -z "${{{GPU_VARIABLE}+set}}" ] || export APPTAINERENV_{GPU_VARIABLE}="${GPU_VARIABLE}"',
     ]
+
+
+def for_cluster(cfg: Config) -> ApptainerConfig:
+    """The container settings for ``cfg``'s cluster: ``--nv`` when its workers use GPUs."""
+    if uses_gpus(cfg.cluster) and not cfg.container.nv:
+        return dataclasses.replace(cfg.container, nv=True)
+    return cfg.container
 
 
 def check(c: ApptainerConfig) -> None:
@@ -112,7 +127,9 @@ def runner_reexec(c: ApptainerConfig, binds: list[str], argv: list[str]) -> list
     passed = {
         k: v for k, v in os.environ.items() if k.startswith(PASS_THROUGH_PREFIXES) and "," not in v
     }
-    return [*exec_prefix(c, binds, passed), "hpcseg", *argv]
+    gpus = os.environ.get(GPU_VARIABLE)
+    env = ["env", f"APPTAINERENV_{GPU_VARIABLE}={gpus}"] if gpus is not None else []
+    return [*env, *exec_prefix(c, binds, passed), "hpcseg", *argv]
 
 
 def provenance_inside() -> dict:
@@ -159,13 +176,13 @@ def _launcher(cfg: Config, output_dir: Path) -> tuple[list[str] | None, dict | N
     if inside_container():  # runner mode, already re-executed inside the image
         return None, provenance_inside()
     binds = derived_binds(cfg, output_dir)
-    return exec_prefix(cfg.container, binds), provenance(cfg.container)
+    return exec_prefix(for_cluster(cfg), binds), provenance(cfg.container)
 
 
 def _reexec(cfg: Config, output_dir: Path, argv: list[str]) -> list[str] | None:
     if inside_container():
         return None
-    return runner_reexec(cfg.container, derived_binds(cfg, output_dir), argv)
+    return runner_reexec(for_cluster(cfg), derived_binds(cfg, output_dir), argv)
 
 
 KIND = ContainerKind(

@@ -18,13 +18,17 @@ from pathlib import Path
 
 from distributed import Client
 
+from hpcseg.config.schemas import GpuClusterConfig
 from hpcseg.errors import UserError
 
 log = logging.getLogger(__name__)
 
 # the Python module that runs one Dask worker: Dask's own worker command with WORKER_SETTINGS
-# (dask-cuda's is "dask_cuda.cli")
 DASK_WORKER_MODULE = "hpcseg.cluster.dask_worker"
+# dask-cuda's worker command: one worker (and nanny) per entry of CUDA_VISIBLE_DEVICES; it takes
+# neither --nworkers nor --nanny nor --lifetime
+DASK_CUDA_WORKER_MODULE = "dask_cuda.cli"
+GPU_EXTRA = "pip install 'hpcseg[gpu]'"
 WAIT_POLL_SECONDS = 0.25
 # Dask settings of every process that starts worker processes (a nanny): glibc's own malloc
 # tuning. Dask's nanny exports MALLOC_TRIM_THRESHOLD_=65536 to its workers, and any explicit
@@ -67,6 +71,26 @@ class ClusterKind:
     whole_process_in_container: bool = False
     make: Callable[..., object] | None = None
     poolable: bool = True
+
+
+def uses_gpus(cfg: object) -> bool:
+    """Whether the workers of the cluster config ``cfg`` use GPUs: a GPU kind (local_gpu,
+    slurm_gpu, pbs_gpu), or runner mode with dask-cuda's worker class."""
+    worker_class = getattr(cfg, "worker_class", None) or ""
+    return isinstance(cfg, GpuClusterConfig) or worker_class.split(".")[0] == "dask_cuda"
+
+
+def import_dask_cuda(what: str):
+    """The dask_cuda module, imported now (it is optional); UserError when it is missing."""
+    try:
+        import dask_cuda
+    except ModuleNotFoundError as exc:
+        if exc.name != "dask_cuda":
+            raise UserError(f"{what}: dask-cuda does not import ({exc})") from None
+        raise UserError(f"{what} needs dask-cuda: {GPU_EXTRA}") from None
+    except ImportError as exc:
+        raise UserError(f"{what}: dask-cuda does not import ({exc})") from None
+    return dask_cuda
 
 
 def default_memory_limit(n_workers: int, memory_limit: str) -> str | int:

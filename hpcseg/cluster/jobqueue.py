@@ -18,7 +18,7 @@ from distributed import Client
 from distributed.core import Status
 
 from hpcseg.cluster.apptainer import job_prologue, worker_python
-from hpcseg.cluster.core import DASK_WORKER_MODULE, wait_for_workers
+from hpcseg.cluster.core import DASK_CUDA_WORKER_MODULE, DASK_WORKER_MODULE, wait_for_workers
 from hpcseg.config.schemas import JobQueueClusterConfig
 from hpcseg.errors import UserError
 
@@ -58,7 +58,8 @@ def make_cluster(
     log_dir = Path(cfg.log_directory or output_dir / "logs" / "workers")
     log_dir.mkdir(parents=True, exist_ok=True)
     worker_args: list[str] = []
-    if worker_module != "distributed.cli.dask_worker":  # jobqueue adds these for Dask's only
+    # jobqueue adds these for Dask's own worker command only; dask-cuda's takes neither
+    if worker_module not in ("distributed.cli.dask_worker", DASK_CUDA_WORKER_MODULE):
         worker_args += [*(["--nworkers", str(cfg.processes)] if cfg.processes > 1 else []),
                         "--nanny"]  # fmt: skip
     if cfg.worker_lifetime:

@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from distributed import Client, LocalCluster
@@ -22,7 +22,7 @@ from hpcseg.cluster.core import (
     default_memory_limit,
     wait_for_workers,
 )
-from hpcseg.config.schemas import LocalClusterConfig
+from hpcseg.config.schemas import LocalClusterConfig, LocalGpuClusterConfig
 from hpcseg.config.validate import usable_cores
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,11 @@ def worker_command(
     launcher: list[str],
     scheduler: str,
     name: str,
-    cfg: LocalClusterConfig,
+    cfg: LocalClusterConfig | LocalGpuClusterConfig,
     module: str = DASK_WORKER_MODULE,
 ) -> list[str]:
-    """One worker process's command line, inside the container."""
+    """One worker process's command line, inside the container (dask-cuda's, ``module``
+    dask_cuda.cli, starts one worker per GPU)."""
     return [
         *launcher,
         "python",
@@ -87,17 +88,39 @@ def worker_command(
 def _launched(cfg: LocalClusterConfig, output_dir: Path, launcher: list[str]) -> Iterator[Client]:
     """A local scheduler and worker processes started through ``launcher`` (a container)."""
     n_workers = cfg.n_workers or usable_cores()
-    log_dir = output_dir / "logs" / "workers"
+
+    def commands(scheduler: str) -> list[list[str]]:
+        return [
+            worker_command(launcher, scheduler, f"container-{i}", cfg) for i in range(n_workers)
+        ]
+
+    with launched(commands, output_dir, cfg.dashboard_address) as client:
+        log.info(
+            "local cluster: %d workers in %s; dashboard %s",
+            n_workers,
+            launcher[-1],
+            client.dashboard_link,
+        )
+        yield client
+
+
+@contextlib.contextmanager
+def launched(
+    commands: Callable[[str], list[list[str]]],
+    output_dir: Path,
+    dashboard_address: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[Client]:
+    """A local scheduler and the worker processes ``commands(scheduler_address)`` (through a
+    container's launcher), with ``env`` added to their environment; stopped on exit."""
+    log_dir = Path(output_dir) / "logs" / "workers"
     log_dir.mkdir(parents=True, exist_ok=True)
     with (
-        LocalCluster(
-            n_workers=0, processes=True, dashboard_address=cfg.dashboard_address
-        ) as cluster,
+        LocalCluster(n_workers=0, processes=True, dashboard_address=dashboard_address) as cluster,
         Client(cluster) as client,
     ):
         procs = []
-        for i in range(n_workers):
-            cmd = worker_command(launcher, cluster.scheduler_address, f"container-{i}", cfg)
+        for i, cmd in enumerate(commands(cluster.scheduler_address)):
             with open(log_dir / f"container-{i}.log", "ab") as out:
                 procs.append(
                     subprocess.Popen(
@@ -106,17 +129,12 @@ def _launched(cfg: LocalClusterConfig, output_dir: Path, launcher: list[str]) ->
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
                         start_new_session=True,
+                        env={**os.environ, **env} if env else None,
                     )
                 )
         try:
             wait_for_workers(
                 client, CONTAINER_START_TIMEOUT, [], dead=lambda: _exited(procs, log_dir)
-            )
-            log.info(
-                "local cluster: %d workers in %s; dashboard %s",
-                n_workers,
-                launcher[-1],
-                client.dashboard_link,
             )
             yield client
         finally:

@@ -4,7 +4,9 @@
 dask-jobqueue's SLURMRunner gives each task a role from ``SLURM_PROCID``: rank 0 runs the
 scheduler, rank 1 continues as hpcseg's driver, every other rank runs one worker. They meet
 through a scheduler file in a shared folder. With TLS (the default) rank 0 first writes a
-temporary certificate and key there (mode 0600), which the other ranks wait for and load.
+temporary certificate and key there (mode 0600), which the other ranks wait for and load. On GPU
+nodes (``jobs/hpcseg-gpu.sbatch``) the worker ranks run ``cluster.worker_class``
+(``dask_cuda.CUDAWorker``: one worker per GPU the rank sees) instead of Dask's worker.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ from dask_jobqueue.slurm import SLURMRunner
 from distributed import Client
 from distributed.core import rpc
 from distributed.security import Security
+from distributed.utils import import_term
 
-from hpcseg.cluster.core import DASK_SETTINGS, ClusterKind, quiet_dask_logs, wait_for_workers
+from hpcseg.cluster.core import (
+    DASK_SETTINGS,
+    GPU_EXTRA,
+    ClusterKind,
+    quiet_dask_logs,
+    wait_for_workers,
+)
 from hpcseg.config.schemas import SlurmRunnerConfig
 from hpcseg.errors import UserError
 
@@ -88,6 +97,21 @@ def _security(
     return Security(tls_ca_file=ca, require_encryption=True, **paths)
 
 
+def _worker_class(cfg: SlurmRunnerConfig) -> dict:
+    """The runner's ``worker_class`` option for ``cluster.worker_class`` (every rank imports
+    it); UserError when it cannot be imported."""
+    if not cfg.worker_class:
+        return {}
+    try:
+        import_term(cfg.worker_class)
+    except (ImportError, AttributeError) as exc:
+        hint = f"; {GPU_EXTRA}" if cfg.worker_class.startswith("dask_cuda.") else ""
+        raise UserError(
+            f"cluster.worker_class={cfg.worker_class} cannot be imported ({exc}){hint}"
+        ) from None
+    return {"worker_class": cfg.worker_class}
+
+
 def _runner(cfg: SlurmRunnerConfig, job_dir: Path, security: Security | None):
     class Runner(SLURMRunner):
         async def before_client_start(self) -> None:  # the base class's rpc has no TLS context
@@ -106,6 +130,7 @@ def _runner(cfg: SlurmRunnerConfig, job_dir: Path, security: Security | None):
             **interface,
         },
         worker_options={"security": security, "nthreads": 1, **interface},
+        **_worker_class(cfg),
     )
 
 
@@ -115,7 +140,15 @@ def serve_rank(cfg: SlurmRunnerConfig, output_dir: str | Path) -> None:
     rank = slurm_rank()
     job_dir = _job_dir(cfg, output_dir)
     security = _security(cfg, job_dir, create=rank == 0, timeout=cfg.worker_timeout)
-    log.info("rank %d: %s", rank, "scheduler" if rank == 0 else "worker")
+    if rank == 0:
+        log.info("rank 0: scheduler")
+    else:
+        log.info(
+            "rank %d: worker (%s, CUDA_VISIBLE_DEVICES=%s)",
+            rank,
+            cfg.worker_class or "Dask's worker",
+            os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+        )
     # how SLURMRunner ends these processes: KeyboardInterrupt
     with contextlib.suppress(KeyboardInterrupt), dask.config.set(DASK_SETTINGS):
         _runner(cfg, job_dir, security)

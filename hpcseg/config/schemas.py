@@ -248,12 +248,20 @@ class LabelConfig:
     connectivity: int = param(1, "1 = edge neighbours (the cross), 2 = also diagonals.", ge=1, le=2)
 
 
+ArrayBackend = choices("ArrayBackend", "auto numpy cupy")
+
+
 @dataclass
 class PipelineConfig:
     """smooth → threshold → clean → split → label → measure; defaults are the `nuclei` preset."""
 
     name: str = param("nuclei", "Preset name (recorded in the outputs).")
     require_integer_input: bool = param(True, "Fail images whose pixels are not integers.")
+    backend: ArrayBackend = param(
+        ArrayBackend.auto,
+        "Array library of the stages: auto (CuPy on a worker that sees a GPU, else NumPy) | "
+        "numpy | cupy (fails where CuPy or a GPU is missing).",
+    )
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
@@ -327,6 +335,50 @@ class PBSClusterConfig(JobQueueClusterConfig):
     )
 
 
+class GpuClusterConfig:
+    """Marks the GPU cluster kinds: dask-cuda's workers, one per GPU (with container=apptainer
+    they run with --nv)."""
+
+
+@dataclass
+class LocalGpuClusterConfig(GpuClusterConfig, ClusterConfig):
+    """dask-cuda's `LocalCUDACluster`: one worker process per GPU of this machine."""
+
+    name: str = "local_gpu"
+    devices: list[str] | None = param(
+        None, "GPUs to use (CUDA_VISIBLE_DEVICES entries), e.g. [0,1]; null = every GPU visible."
+    )
+    threads_per_worker: int = param(1, "Threads per worker (per GPU).", ge=1)
+    memory_limit: str = param("auto", "Host memory limit per worker ('auto', '16GiB', ...).")
+    dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
+
+
+@dataclass
+class GpuJobQueueClusterConfig(GpuClusterConfig, JobQueueClusterConfig):
+    """What the GPU batch-job kinds add: GPUs per job and the worker command."""
+
+    gpus: int = param(
+        1, "GPUs per job; dask-cuda starts one worker per GPU (cores, memory shared).", ge=1
+    )
+    worker_module: str = param(
+        "dask_cuda.cli", "The job's worker command (python -m <module>): dask-cuda's worker."
+    )
+
+
+@dataclass
+class SlurmGpuClusterConfig(GpuJobQueueClusterConfig, SlurmClusterConfig):
+    """Workers as SLURM jobs on GPU nodes: dask-cuda's worker, --gres=gpu:<gpus> per job."""
+
+    name: str = "slurm_gpu"
+
+
+@dataclass
+class PBSGpuClusterConfig(GpuJobQueueClusterConfig, PBSClusterConfig):
+    """Workers as PBS jobs on GPU nodes: dask-cuda's worker, ngpus=<gpus> per job."""
+
+    name: str = "pbs_gpu"
+
+
 @dataclass
 class SlurmRunnerConfig(ClusterConfig):
     """All inside one sbatch allocation: rank 0 scheduler, rank 1 the driver, the rest workers."""
@@ -341,6 +393,11 @@ class SlurmRunnerConfig(ClusterConfig):
     dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
     worker_timeout: float = param(
         300.0, "Seconds to wait for the first worker before failing.", ge=1
+    )
+    worker_class: str | None = param(
+        None,
+        "Worker class of the worker ranks; null = Dask's; dask_cuda.CUDAWorker on GPU nodes "
+        "(one worker per GPU the rank sees; jobs/hpcseg-gpu.sbatch sets it).",
     )
 
 

@@ -24,11 +24,14 @@ from dask.utils import parse_bytes, parse_timedelta
 from hpcseg.config.keys import allows_none
 from hpcseg.config.schemas import (
     Config,
+    GpuJobQueueClusterConfig,
     JobQueueClusterConfig,
     LocalClusterConfig,
+    LocalGpuClusterConfig,
     PBSClusterConfig,
 )
 from hpcseg.errors import UserError
+from hpcseg.pipeline import gpu
 
 # the codecs pyarrow.parquet.write_table accepts (case-insensitive), 'none' = uncompressed
 PARQUET_CODECS = ("none", "snappy", "gzip", "brotli", "lz4", "lz4_raw", "zstd")
@@ -102,6 +105,9 @@ def _check_pipeline(cfg: Config) -> None:
             "pipeline.split.method=none: use pipeline.refine.method=components (or none), or "
             "pipeline.split.method=watershed"
         )
+    local = cfg.cluster.name in ("local", "local_gpu") and cfg.container.name == "none"
+    if str(p.backend) == "cupy" and local:
+        gpu.backend()  # the workers run here, in this Python: CuPy and a GPU must be here
 
 
 # what the tiled mode cannot do yet, and why
@@ -121,6 +127,11 @@ def _check_mode(cfg: Config) -> None:
             raise UserError("dataset=zarr is read chunk by chunk: add mode=tiled (or mode=auto)")
         return
     p = cfg.pipeline
+    if str(p.backend) == "cupy":
+        raise UserError(
+            f"pipeline.backend=cupy is not available with mode={mode} (the tiled passes run on "
+            "NumPy); use mode=images, or pipeline.backend=auto (GPUs for the whole images)"
+        )
     for (stage, key, value), why in NOT_TILED.items():
         if str(getattr(getattr(p, stage), key)) == value:
             raise UserError(
@@ -203,6 +214,15 @@ def _check_cluster(cfg: Config) -> None:
                 f"CPU core(s) this process may use: at most {bound} local workers; "
                 "cluster.n_workers=null starts one per core"
             )
+    if isinstance(c, LocalGpuClusterConfig):
+        _check_memory_limit(c.memory_limit)
+        if c.devices is not None and not any(str(d).strip() for d in c.devices):
+            raise UserError(
+                "cluster.devices=[] selects no GPU: list them, e.g. cluster.devices=[0,1], or "
+                "cluster.devices=null for every GPU"
+            )
+    if isinstance(c, GpuJobQueueClusterConfig):
+        _check_gpu_jobs(c)
     if isinstance(c, JobQueueClusterConfig):
         _check_job_memory(c.memory)
         _check_walltime(c.walltime, days=not isinstance(c, PBSClusterConfig))
@@ -214,6 +234,27 @@ def _check_cluster(cfg: Config) -> None:
                 f"cluster.min_jobs={c.min_jobs} is more than cluster.max_jobs={c.max_jobs}: "
                 "adapt scales between them"
             )
+
+
+def _check_gpu_jobs(c: GpuJobQueueClusterConfig) -> None:
+    """What dask-cuda's worker command cannot do: retire (no --lifetime), or run other than one
+    worker per GPU."""
+    if c.worker_lifetime is not None:
+        raise UserError(
+            f"cluster.worker_lifetime={c.worker_lifetime} is not available with "
+            f"cluster={c.name}: dask-cuda's worker has no --lifetime; leave it null (a job "
+            "ends at cluster.walltime)"
+        )
+    if c.processes != 1:
+        raise UserError(
+            f"cluster.processes={c.processes} does not apply to cluster={c.name}: dask-cuda "
+            "starts one worker per GPU; set cluster.gpus instead"
+        )
+    if c.cores < c.gpus:
+        raise UserError(
+            f"cluster.cores={c.cores} is fewer than cluster.gpus={c.gpus}: each GPU's worker "
+            "needs a core of the job"
+        )
 
 
 def _check_memory_limit(value: str) -> None:

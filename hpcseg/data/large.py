@@ -28,7 +28,7 @@ import numpy as np
 import tifffile
 import zarr
 
-from hpcseg.data.reader import _UM_PER_UNIT, axes_layout, inspect_tiff
+from hpcseg.data.reader import _UM_PER_UNIT, axes_layout, inspect_tiff, unsqueezed
 from hpcseg.errors import ImageError
 
 ZARR_METADATA = (".zarray", ".zattrs", ".zgroup", "zarr.json")
@@ -155,7 +155,7 @@ def _open_tiff(path: str, ndim: int, channel: str | int | None) -> LargeImage:
         series, layout = header.series, header.layout
         dtype = _grey(series.dtype)
     stored = _stored_array("tiff", path, None)
-    shape = tuple(series.get_shape(False))
+    shape = unsqueezed(series)[1]
     if tuple(stored.shape) != shape:  # tifffile's store and series disagree: never seen
         raise ImageError(f"tifffile's Zarr view has shape {stored.shape}, its series {shape}")
     return LargeImage(

@@ -246,7 +246,19 @@ def _layout(
     series: tifffile.TiffPageSeries, ndim: int, channel: str | int | None, names: list[str]
 ) -> _Layout:
     """Which of the series' axes become the pixels' (Z,) Y, X, and which channel is read."""
-    return axes_layout(series.get_axes(False), tuple(series.get_shape(False)), ndim, channel, names)
+    axes, shape = unsqueezed(series)
+    return axes_layout(axes, shape, ndim, channel, names)
+
+
+def unsqueezed(series: tifffile.TiffPageSeries) -> tuple[str, tuple[int, ...]]:
+    """The series' axes and shape with its length-1 axes kept (as tifffile's Zarr view has
+    them): ``get_axes(False)`` up to tifffile 2026.3; from 2026.11, which dropped it, the same
+    series of ``TiffFile.series(squeeze=False)``."""
+    if hasattr(series, "get_axes"):
+        return series.get_axes(False), tuple(series.get_shape(False))
+    position = next(i for i, s in enumerate(series.parent.series) if s is series)
+    full = series.parent.series(squeeze=False)[position]
+    return full.axes, tuple(full.shape)
 
 
 def axes_layout(
@@ -323,7 +335,7 @@ def _page_axes(series: tifffile.TiffPageSeries, shape: tuple[int, ...]) -> int |
 
 def _decode(series: tifffile.TiffPageSeries, layout: _Layout) -> np.ndarray:
     """Decode the layout's pixels; a channel stored in pages of its own is decoded alone."""
-    shape = tuple(series.get_shape(False))
+    shape = unsqueezed(series)[1]
     order = list(layout.order)
     c = layout.channel_axis
     if c is None:

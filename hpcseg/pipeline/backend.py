@@ -4,8 +4,10 @@ A stage calls ``backend_of(image)`` and uses the returned namespaces (``xp`` for
 array functions, ``ndimage`` for ``scipy.ndimage``-like filters and labelling, ``filters`` and
 ``segmentation`` for the scikit-image functions it needs), so an array of another library flows
 through the whole pipeline unchanged and comes out as the same type. This is dask-image's
-dispatch by chunk type, reduced to one lookup. NumPy is built in; another library (CuPy with
-``cupyx.scipy.ndimage`` and cuCIM) is one :func:`register` call for its array type.
+dispatch by chunk type, reduced to one lookup. NumPy is built in; CuPy
+(:mod:`hpcseg.pipeline.gpu`: ``cupyx.scipy.ndimage`` and the portable scikit-image functions of
+:mod:`hpcseg.pipeline.portable`) is registered by :func:`hpcseg.pipeline.devices.select` when
+``pipeline.backend`` asks for it, so importing hpcseg never needs CuPy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ class Backend:
     filters: ModuleType | Any  # skimage.filters-like: threshold_otsu, threshold_li
     segmentation: ModuleType | Any  # skimage.segmentation-like: watershed, clear_border
     to_host: Callable[[Any], np.ndarray] = np.asarray  # to a NumPy array (CPU-only steps)
+    from_host: Callable[[np.ndarray], Any] = np.asarray  # a NumPy array into this library
+    # whole-array steps instead of per-object loops (a GPU launches a kernel per call and
+    # waits on each Python-side decision, so many small calls cost more than one big one)
+    batched: bool = False
 
 
 NUMPY = Backend("numpy", np, scipy.ndimage, skimage.filters, skimage.segmentation)

@@ -36,7 +36,9 @@ def label_sizes(labels, minlength: int = 0):
     chunk of nuclei labels here). Other array types (CuPy) use their own bincount."""
     xp = backend_of(labels).xp
     flat = labels.ravel()
-    if xp is not np or flat.size == 0:
+    if flat.size == 0:  # (CuPy's bincount refuses an empty array before 14.2)
+        return xp.zeros(minlength, xp.intp)
+    if xp is not np:
         return xp.bincount(flat, minlength=minlength)
     starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     values = np.concatenate([flat[:1], flat[starts]])

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from hpcseg.pipeline import shape
+from hpcseg.pipeline import portable, shape
 from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.moments import LabelMoments, label_moments
 
@@ -100,6 +100,8 @@ def measure(
 def shape_columns(labels, moments: LabelMoments) -> dict:
     """Perimeter (2-D), Euler number and solidity of the labels in ``moments`` (CPU: qhull)."""
     be = backend_of(labels)
+    if be.xp is not np:
+        portable.on_host("measure.shape_features", be.name)
     host = be.to_host(labels)
     present = be.to_host(moments.label)
     starts, stops = be.to_host(moments.bbox_start), be.to_host(moments.bbox_stop)

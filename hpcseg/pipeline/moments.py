@@ -48,11 +48,39 @@ class LabelMoments:
 
 
 def _min_max(xp, values, lab, present):
-    """Per-label minimum and maximum from one stable sort by label."""
+    """Per-label minimum and maximum: from one stable sort by label on NumPy; by scattering
+    into one slot per label elsewhere (CuPy's ufuncs have no ``reduceat`` but ``add``'s)."""
+    if xp is not np:
+        slot = xp.searchsorted(present, lab)
+        low = xp.full(len(present), xp.inf)
+        high = xp.full(len(present), -xp.inf)
+        xp.minimum.at(low, slot, values)
+        xp.maximum.at(high, slot, values)
+        return low, high
     order = xp.argsort(lab, kind="stable")
     sorted_values = values[order]
     starts = xp.searchsorted(lab[order], present)
     return xp.minimum.reduceat(sorted_values, starts), xp.maximum.reduceat(sorted_values, starts)
+
+
+def _boxes(be, labels, present, lab, local):
+    """(n, ndim, 2) start and stop (exclusive) of each present label, in local coordinates.
+
+    NumPy: ``find_objects``. Elsewhere the min and max of the object pixels' coordinates
+    (``local``, labels ``lab``) are scattered per label: no per-object loop (and CuPy 13 has
+    no find_objects).
+    """
+    xp, ndim = be.xp, labels.ndim
+    if xp is np:
+        slices = be.ndimage.find_objects(labels)
+        bounds = [[(slices[i - 1][a].start, slices[i - 1][a].stop) for a in range(ndim)]
+                  for i in present.tolist()]  # fmt: skip
+        return xp.asarray(bounds, dtype=xp.int64).reshape(-1, ndim, 2)
+    box = xp.empty((len(present), ndim, 2), xp.int64)
+    for axis, c in enumerate(local):
+        low, high = _min_max(xp, c.astype(xp.float64), lab, present)
+        box[:, axis, 0], box[:, axis, 1] = low.astype(xp.int64), high.astype(xp.int64) + 1
+    return box
 
 
 def label_moments(labels, intensity, offset: tuple[int, ...] | None = None) -> LabelMoments:
@@ -62,7 +90,7 @@ def label_moments(labels, intensity, offset: tuple[int, ...] | None = None) -> L
     and boxes are global.
     """
     be = backend_of(labels)
-    xp, ndi = be.xp, be.ndimage
+    xp = be.xp
     ndim = labels.ndim
     origin = xp.asarray(offset if offset is not None else (0,) * ndim, dtype=xp.int64)
     n = int(labels.max()) if labels.size else 0
@@ -87,10 +115,9 @@ def label_moments(labels, intensity, offset: tuple[int, ...] | None = None) -> L
     deviation = values - mean_at[lab]
     m2 = per_label(deviation * deviation)
 
-    coords = [
-        c.astype(xp.float64) + float(origin[a])
-        for a, c in enumerate(xp.unravel_index(foreground, labels.shape))
-    ]
+    local = xp.unravel_index(foreground, labels.shape)
+    shift = offset if offset is not None else (0,) * ndim
+    coords = [c.astype(xp.float64) + float(shift[a]) for a, c in enumerate(local)]
     coord_sum = xp.stack([per_label(c) for c in coords], axis=1).reshape(-1, ndim)
     products = xp.empty((len(present), ndim, ndim))
     for i in range(ndim):
@@ -98,10 +125,7 @@ def label_moments(labels, intensity, offset: tuple[int, ...] | None = None) -> L
             products[:, i, j] = products[:, j, i] = per_label(coords[i] * coords[j])
     weighted = xp.stack([per_label(c * values) for c in coords], axis=1).reshape(-1, ndim)
 
-    slices = ndi.find_objects(labels)
-    bounds = [[(slices[i - 1][a].start, slices[i - 1][a].stop) for a in range(ndim)]
-              for i in present.tolist()]  # fmt: skip
-    box = xp.asarray(bounds, dtype=xp.int64).reshape(-1, ndim, 2) + origin[None, :, None]
+    box = _boxes(be, labels, present, lab, local) + origin[None, :, None]
     return LabelMoments(
         label=present.astype(xp.int64),
         count=count,

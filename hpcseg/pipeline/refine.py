@@ -39,7 +39,7 @@ def refine_objects(
     ``window`` are in in-plane pixels (fewer planes along a coarser z, by ``spacing``)."""
     be = backend_of(labels)
     xp, ndi = be.xp, be.ndimage
-    n = int(labels.max(initial=0))
+    n = int(labels.max()) if labels.size else 0
     if n == 0:
         return labels.copy()
     foreground = labels > 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline import clean, label, refine, smooth, split, threshold
-from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.backend import NUMPY, Backend, backend_of
 from hpcseg.pipeline.measure import image_summary, measure
 from hpcseg.pipeline.sampling import Sampling
 
@@ -188,3 +188,20 @@ def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -
         step(state)
         seconds[stage] += time.perf_counter() - t0
     return Segmentation(state.labels, state.objects, seconds, state.threshold, state.summary)
+
+
+def segment_on(
+    backend: Backend, image: Any, cfg: PipelineConfig, sampling: Sampling | None = None
+) -> tuple[Segmentation, float]:
+    """:func:`segment` in ``backend``'s array library (a GPU's) for a host image, with the
+    labels and columns brought back to the host; also the seconds the two copies took."""
+    if backend is NUMPY:
+        return segment(image, cfg, sampling), 0.0
+    t0 = time.perf_counter()
+    pixels = backend.from_host(image)
+    upload = time.perf_counter() - t0
+    result = segment(pixels, cfg, sampling)
+    t0 = time.perf_counter()
+    result.labels = backend.to_host(result.labels)
+    result.objects = {name: backend.to_host(values) for name, values in result.objects.items()}
+    return result, upload + time.perf_counter() - t0

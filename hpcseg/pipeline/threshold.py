@@ -113,6 +113,18 @@ def _exact_at(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, sigmas) -> np.n
     return out
 
 
+def _above_scipy_gaussian(x, sigmas, offset: float):
+    """``x > gaussian(x) - offset`` with scipy's own filter (2-D: bit-exact). Off NumPy, the
+    filter runs on the host: a device library sums in another order (and cupyx in float32
+    for float32 data), which can tip a pixel that lies on its threshold."""
+    be = backend_of(x)
+    if be.xp is np:
+        return x > ndi.gaussian_filter(x, sigmas, mode="reflect", truncate=TRUNCATE) - offset
+    host = be.to_host(x)
+    exact = ndi.gaussian_filter(host, sigmas, mode="reflect", truncate=TRUNCATE) - offset
+    return x > be.from_host(exact)
+
+
 def local_gaussian(
     image, block_size: int | None = None, offset: float = 0.0, sizes: tuple[int, ...] | None = None
 ):
@@ -130,7 +142,7 @@ def local_gaussian(
         sizes = x.shape if block_size is None else (block_size,) * x.ndim
     sigmas = tuple((float(s) - 1.0) / 6.0 for s in sizes)
     if x.ndim != 2 or min(sigmas) <= 1e-15:  # not the blog's case: let scipy do it
-        return x > be.ndimage.gaussian_filter(x, sigmas, mode="reflect", truncate=TRUNCATE) - offset
+        return _above_scipy_gaussian(x, sigmas, offset)
     rows_filter = xp.asarray(_filter_matrix(x.shape[0], sigmas[0]))
     cols_filter = xp.asarray(_filter_matrix(x.shape[1], sigmas[1]))
     approx = rows_filter @ x @ cols_filter.T
@@ -141,8 +153,7 @@ def local_gaussian(
     if len(rows) == 0:
         return mask
     if len(xp.unique(rows)) > MAX_RECHECK_ROWS:
-        exact = be.ndimage.gaussian_filter(x, sigmas, mode="reflect", truncate=TRUNCATE) - offset
-        return x > exact
+        return _above_scipy_gaussian(x, sigmas, offset)
     host_rows, host_cols = be.to_host(rows), be.to_host(cols)
     exact = _exact_at(be.to_host(x), host_rows, host_cols, sigmas) - offset
     mask[rows, cols] = x[rows, cols] > xp.asarray(exact)

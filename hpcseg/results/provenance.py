@@ -19,7 +19,9 @@ import hpcseg
 ROW_KEYS = ("pixel_size", "ndim", "z_step", "channel", "metadata_regex")
 # pipeline keys that decide which images are accepted, not what an accepted image's rows hold:
 # left out, so the fix an error message suggests can be applied to a folder's failed images
-ACCEPTANCE_KEYS = ("require_integer_input",)
+# (and ``backend``: where the stages run, recorded per image in the images table's backend
+# column, so a folder begun on CPU nodes can be resumed on GPU nodes)
+ACCEPTANCE_KEYS = ("require_integer_input", "backend")
 
 PACKAGES = (
     "numpy",

@@ -15,8 +15,9 @@ from hpcseg.pipeline.measure import column_names
 from hpcseg.pipeline.segment import STAGES
 from hpcseg.results.evaluate import SCORE_COUNT_COLUMNS, SCORE_VALUE_COLUMNS
 
-# seconds_<stage>: reading, the pipeline's stages, scoring against the mask (and the total)
-TIMED_STEPS = ("read", *STAGES, "score")
+# seconds_<stage>: reading, the copies to and from a GPU, the pipeline's stages, scoring against
+# the mask (and the total)
+TIMED_STEPS = ("read", "transfer", *STAGES, "score")
 
 IMAGE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("path", pa.string()),
@@ -30,6 +31,7 @@ IMAGE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("n_objects", pa.int64()),
     ("shape", pa.list_(pa.int64())),
     ("mode", pa.string()),  # images (whole on a worker) or tiled
+    ("backend", pa.string()),  # the stages' array library: numpy or cupy
     ("n_chunks", pa.int64()),  # tiled: chunks the image was cut into
     ("chunk_grid", pa.list_(pa.int64())),  # tiled: chunks along each axis
     ("dtype", pa.string()),

@@ -26,7 +26,7 @@ from hpcseg.pipeline.sampling import Sampling
 from hpcseg.results import provenance
 from hpcseg.results.lock import describe as describe_holder
 from hpcseg.results.lock import output_lock
-from hpcseg.results.report import write_report
+from hpcseg.results.report import ReportError, write_report
 from hpcseg.results.store import Store
 from hpcseg.run.batches import PROGRESS_TOPIC, RunTotals, run_batches
 from hpcseg.run.plan import WorkPlan, describe, plan_work
@@ -201,8 +201,11 @@ def _finish(cfg: Config, store: Store, summary: dict, totals: RunTotals, stop: S
         )
         return JobResult(exit_code=stop.exit_code(), summary=summary, output_dir=str(store.root))
     if cfg.output.report:
-        paths = write_report(store.root)
-        print(f"hpcseg: report: {len(paths)} pictures in {store.root / 'report'}", flush=True)
+        try:
+            paths = write_report(store.root)
+            print(f"hpcseg: report: {len(paths)} pictures in {store.root / 'report'}", flush=True)
+        except ReportError as exc:  # the results stand; only their pictures are missing
+            print(f"hpcseg: report not written: {exc}", file=sys.stderr, flush=True)
     accuracy = summary["accuracy"]
     return JobResult(
         exit_code=1 if summary["images_failed"] else 0,

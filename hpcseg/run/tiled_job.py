@@ -94,7 +94,11 @@ def process_tiled(
     summary = BatchSummary(key=batch_key([record]))
     schema = job.objects_schema()
     row = job.image_row(
-        record, status="ok", mode="tiled", **file_identity(record.path, job.identity)
+        record,
+        status="ok",
+        mode="tiled",
+        backend="numpy",
+        **file_identity(record.path, job.identity),
     )
     row.update(hostname=socket.gethostname(), slurm_job_id=os.environ.get("SLURM_JOB_ID"))
     t0 = time.perf_counter()

@@ -19,8 +19,9 @@ from hpcseg.data.identity import file_identity
 from hpcseg.data.reader import read_image, read_mask
 from hpcseg.data.records import ImageRecord
 from hpcseg.errors import ImageError
+from hpcseg.pipeline.devices import select
 from hpcseg.pipeline.sampling import Sampling
-from hpcseg.pipeline.segment import segment
+from hpcseg.pipeline.segment import segment_on
 from hpcseg.results.evaluate import score
 from hpcseg.results.parts import label_path, write_batch, write_labels
 from hpcseg.results.tables import (
@@ -186,7 +187,9 @@ def _process_one(record: ImageRecord, job: BatchJob) -> tuple[ImageRow, dict]:
             file_pixel_size=read.pixel_size,
             seconds_read=time.perf_counter() - t0,
         )
-        result = segment(image, job.pipeline, job.sampling)
+        backend = select(str(job.pipeline.backend))
+        row["backend"] = backend.name
+        result, row["seconds_transfer"] = segment_on(backend, image, job.pipeline, job.sampling)
     except ImageError as exc:
         row.update(status="failed", error=str(exc), n_objects=0)
         return row, {}

@@ -84,8 +84,9 @@ def test_worker_job_script_runs_python_in_the_image(tmp_path):
     finally:
         cluster.close()
     lines = script.strip().splitlines()
-    assert lines[-3:-1] == container.job_prologue()
-    assert lines[-3] == 'export APPTAINERENV_SLURM_JOB_ID="${SLURM_JOB_ID:-}"'
+    prologue = container.job_prologue()
+    assert lines[-1 - len(prologue) : -1] == prologue
+    assert prologue[0] == 'export APPTAINERENV_SLURM_JOB_ID="${SLURM_JOB_ID:-}"'
     worker = shlex.split(lines[-1])
     assert worker[: len(prefix) + 3] == [*prefix, "python", "-m", "hpcseg.cluster.dask_worker"]
 

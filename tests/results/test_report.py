@@ -59,3 +59,70 @@ def test_overlay_colours():
     assert tuple(rgb[5, 10]) == pytest.approx((0.1, 0.9, 0.1))
     assert tuple(rgb[6, 10]) == pytest.approx((1.0, 0.15, 0.15))
     assert rgb[10, 10, 0] == rgb[10, 10, 1] == rgb[10, 10, 2]
+
+
+def test_overlays_keep_every_pixel_and_say_only_what_is_drawn():
+    from PIL import Image
+
+    from hpcseg.results.report import overlay, overlay_picture
+
+    image = np.random.default_rng(0).integers(0, 4000, (520, 696)).astype(np.uint16)
+    labels = np.zeros(image.shape, np.int32)
+    labels[100:140, 200:260] = 1
+    native = overlay_picture(overlay(image, labels, None), "x")
+    assert native.size == (696, 520 + 18)  # native resolution, under an 18-pixel caption
+    small = overlay_picture(overlay(image[:100, :150], labels[:100, :150], None), "x")
+    assert small.size == (150 * 4, 100 * 4 + 18)  # enlarged by a whole factor: 150 x 4 >= 600
+    pixels = np.asarray(small)[18:]
+    assert (pixels[::4, ::4] == pixels[3::4, 3::4]).all()  # each pixel a 4x4 block
+    assert isinstance(native, Image.Image)
+
+
+def test_report_names_failed_images_and_refuses_a_gone_input(tmp_path):
+    from PIL import Image
+
+    from hpcseg.results.report import _per_image
+
+    rows = [
+        {"image_id": f"img{i}", "status": "failed" if i in (1, 3) else "ok", "n_objects": 5}
+        for i in range(5)
+    ]
+    _per_image(tmp_path / "p.png", rows)
+    assert Image.open(tmp_path / "p.png").info["Description"] == "failed: img1, img3"
+
+    from hpcseg.data.synthetic import ensure_frames
+
+    frames = ensure_frames(tmp_path / "frames", 3, 3, (130, 170))
+    out = tmp_path / "out"
+    run = run_cli("dataset=tiff_glob", f"dataset.path={tmp_path}/frames/images/*.tif",
+                  f"output.dir={out}", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    first = run_cli("report", str(out), "--overlays", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    qc = sorted((out / "report").glob("qc_*.png"))
+    assert len(qc) == 2
+    assert Image.open(qc[0]).info["Description"].endswith("(red: hpcseg)")  # no truth: no green
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "report").iterdir()}
+    sorted(frames)[0].unlink()
+    gone = run_cli("report", str(out), cwd=tmp_path)
+    assert gone.returncode == 2
+    lines = gone.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is gone" in lines[0] and "--overlays 0" in lines[0], gone.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "report").iterdir()}
+    assert after == before  # the old report stands, untouched
+    assert not list(out.glob(".report-*"))
+    assert run_cli("report", str(out), "--overlays", "0", cwd=tmp_path).returncode == 0
+
+
+def test_plots_use_microns_when_the_pixel_size_is_known():
+    import pyarrow as pa
+
+    from hpcseg.results.report import _units
+
+    pixels = pa.table({"area": [1], "mean_intensity": [1.0], "centroid-0": [1.0]})
+    assert _units(pixels, 2)[:2] == ("area", "area (pixels)")
+    microns = pixels.append_column("area_um2", [[0.4]]).append_column("centroid-0_um", [[0.6]])
+    size, label, features = _units(microns, 2)
+    assert (size, label) == ("area_um2", "area (µm²)")
+    assert features["centroid-0"] == ("centroid-0_um", "centroid y (µm)")
+    assert _units(pa.table({"volume_um3": [1.0]}), 3)[1] == "volume (µm³)"
