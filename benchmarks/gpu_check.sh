@@ -46,8 +46,10 @@ device)
     cd /tmp
     $py -m pytest -q -o addopts="" -p no:cacheprovider -rs \
         "$repo"/tests/pipeline/test_stages_on_devices.py "$repo"/tests/pipeline/test_portable.py \
-        "$repo"/tests/pipeline/test_flood.py || echo "gpu_check: some tests failed (above)"
+        "$repo"/tests/pipeline/test_flood.py && tests=0 || tests=$?
     $py "$repo"/benchmarks/bench_gpu.py --frames "$FRAMES" --workers "$(nproc)"
+    [ "$tests" = 0 ] || echo "gpu_check: the tests failed (exit code $tests, above)" >&2
+    exit "$tests"
     ;;
 *)
     echo "usage: bash benchmarks/gpu_check.sh wheels|device" >&2

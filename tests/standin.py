@@ -11,7 +11,20 @@ from hpcseg.pipeline import backend, portable
 
 
 class OnDevice(np.ndarray):
-    """The stand-in library's array type."""
+    """The stand-in library's array type. Like CuPy's, it refuses to meet a NumPy array (one
+    that is not a scalar) in an arithmetic operation or comparison: code that mixes host and
+    device arrays fails here as it would on a GPU."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        for x in (*inputs, *kwargs.get("out", ())):
+            if type(x) is np.ndarray and x.ndim > 0:
+                raise TypeError(f"{ufunc.__name__}: a NumPy array met a device array")
+        host = [x.view(np.ndarray) if isinstance(x, OnDevice) else x for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(
+                o.view(np.ndarray) if isinstance(o, OnDevice) else o for o in kwargs["out"]
+            )
+        return _wrap(getattr(ufunc, method)(*host, **kwargs))
 
 
 def _wrap(result):

@@ -259,8 +259,8 @@ class PipelineConfig:
     require_integer_input: bool = param(True, "Fail images whose pixels are not integers.")
     backend: ArrayBackend = param(
         ArrayBackend.auto,
-        "Array library of the stages: auto (CuPy on a worker that sees a GPU, else NumPy) | "
-        "numpy | cupy (fails where CuPy or a GPU is missing).",
+        "Array library of the stages: auto (CuPy on the workers of a GPU cluster that see a "
+        "GPU, else NumPy) | numpy | cupy (fails where CuPy or a GPU is missing).",
     )
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)

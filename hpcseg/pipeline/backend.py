@@ -37,6 +37,9 @@ class Backend:
     # whole-array steps instead of per-object loops (a GPU launches a kernel per call and
     # waits on each Python-side decision, so many small calls cost more than one big one)
     batched: bool = False
+    # wait for the device's queued work (kernels run asynchronously; a stage's time is read
+    # after it), a no-op on NumPy
+    synchronize: Callable[[], None] = lambda: None
 
 
 NUMPY = Backend("numpy", np, scipy.ndimage, skimage.filters, skimage.segmentation)

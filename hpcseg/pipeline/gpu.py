@@ -29,10 +29,12 @@ def _cupy():
 
 @functools.cache
 def available() -> bool:
-    """True where CuPy imports and sees at least one GPU (what ``backend=auto`` asks)."""
+    """True where CuPy imports, sees a GPU and runs a kernel on it (what ``backend=auto`` asks:
+    a broken CUDA toolkit falls back to NumPy instead of failing every image)."""
     try:
-        return _device_count(_cupy()) > 0
-    except UserError:
+        cupy = _cupy()
+        return _device_count(cupy) > 0 and int((cupy.arange(3) + 1).sum()) == 6
+    except Exception:
         return False
 
 
@@ -64,6 +66,7 @@ def backend() -> backends.Backend:
         to_host=cupy.asnumpy,
         from_host=cupy.asarray,
         batched=True,
+        synchronize=lambda: cupy.cuda.get_current_stream().synchronize(),
     )
     backends.register(cupy.ndarray, gpu)
     return gpu

@@ -67,8 +67,8 @@ def _boxes(be, labels, present, lab, local):
     """(n, ndim, 2) start and stop (exclusive) of each present label, in local coordinates.
 
     NumPy: ``find_objects``. Elsewhere the min and max of the object pixels' coordinates
-    (``local``, labels ``lab``) are scattered per label: no per-object loop (and CuPy 13 has
-    no find_objects).
+    (``local``, labels ``lab``) are scattered per label: no loop over the objects on the host
+    (and CuPy 13 has no find_objects).
     """
     xp, ndim = be.xp, labels.ndim
     if xp is np:

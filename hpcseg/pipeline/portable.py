@@ -57,7 +57,7 @@ def histogram(image) -> tuple[np.ndarray, np.ndarray]:
     low, high = image.min(), image.max()
     if np.issubdtype(image.dtype, np.integer):
         low_i, high_i = int(low), int(high)
-        counts = xp.bincount((image.ravel() - low).astype(xp.intp), minlength=high_i - low_i + 1)
+        counts = xp.bincount(image.ravel().astype(xp.intp) - low_i, minlength=high_i - low_i + 1)
         return be.to_host(counts), np.arange(low_i, high_i + 1)
     # the edges as NumPy makes them for this dtype and range, then counted on the device
     low, high = be.to_host(low)[()], be.to_host(high)[()]

@@ -183,9 +183,11 @@ def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -
         min_size=min_object_size(cfg, image.ndim, sampling),
     )
     seconds = dict.fromkeys(STAGES, 0.0)
+    wait = backend_of(image).synchronize  # a GPU's kernels end after the call returns
     for stage, step in plan(cfg):
         t0 = time.perf_counter()
         step(state)
+        wait()
         seconds[stage] += time.perf_counter() - t0
     return Segmentation(state.labels, state.objects, seconds, state.threshold, state.summary)
 
@@ -199,6 +201,7 @@ def segment_on(
         return segment(image, cfg, sampling), 0.0
     t0 = time.perf_counter()
     pixels = backend.from_host(image)
+    backend.synchronize()
     upload = time.perf_counter() - t0
     result = segment(pixels, cfg, sampling)
     t0 = time.perf_counter()

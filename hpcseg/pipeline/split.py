@@ -136,13 +136,15 @@ def _split_at_once(components, n: int, seeds, height, connectivity: int):
     be = backend_of(components)
     xp = be.xp
     pairs = xp.where(seeds > 0, seeds.astype(xp.int64) * (n + 1) + components, 0)
-    ids, markers = xp.unique(pairs.ravel(), return_inverse=True)  # ids[0] == 0: no seed
-    markers = markers.reshape(pairs.shape)
-    seeds_per_component = xp.bincount(ids[1:] % (n + 1), minlength=n + 1)
+    ids, markers = xp.unique(pairs.ravel(), return_inverse=True)  # id 0: no seed
+    markers = xp.where(pairs > 0, markers.reshape(pairs.shape) + 1, 0)  # 1.. per pair
+    seeds_per_component = xp.bincount(
+        ids % (n + 1), weights=(ids > 0).astype(xp.float64), minlength=n + 1
+    )
     splits = seeds_per_component >= 2
     splits[0] = False
     region = splits[components]
     flooded = be.segmentation.watershed(
         -height, xp.where(region, markers, 0), mask=region, connectivity=connectivity
     )
-    return xp.where(region, flooded + n, components).astype(xp.int32)
+    return xp.where(region & (flooded > 0), flooded + n, components).astype(xp.int32)

@@ -92,25 +92,48 @@ def write_report(out_dir: str | Path, n_overlays: int = 3) -> list[Path]:
         raise ReportError(f"{store.root} holds no hpcseg results (objects/ and images/)")
     rows = sorted(images.to_pylist(), key=lambda r: r["image_id"])
     ok = [r for r in rows if r["status"] == "ok"]
-    run = json.loads(store.run_json.read_text())
+    try:
+        run = json.loads(store.run_json.read_text())
+    except (OSError, ValueError) as exc:
+        raise ReportError(
+            f"{store.run_json} cannot be read ({exc}): it is the run's config"
+        ) from None
     picks = _overlay_picks(ok, n_overlays)
     for _, row in picks:  # before anything is drawn: a gone input is one line, no report
-        if not Path(row["path"]).exists():
-            raise ReportError(
-                f"input image {row['path']} (image {row['image_id']}) is gone: the QC overlays "
-                "draw it again; put it back, or leave the overlays out with --overlays 0"
-            )
+        for kind, path in (("input image", row["path"]), ("mask", row.get("mask_path"))):
+            if path and not Path(path).exists():
+                raise ReportError(
+                    f"{kind} {path} (image {row['image_id']}) is gone: the QC overlays draw it "
+                    "again; put it back, or leave the overlays out with --overlays 0"
+                )
     final = store.root / "report"
     draft = Path(tempfile.mkdtemp(prefix=".report-", dir=store.root))
+    umask = os.umask(0)
+    os.umask(umask)
+    draft.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the report from the project group
     try:
         names = _plots(draft, rows, objects, run)
         names += _overlays(draft, picks, run)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(draft, final)
+        _swap_in(draft, final)
     except BaseException:
         shutil.rmtree(draft, ignore_errors=True)
         raise
     return [final / name for name in names]
+
+
+def _swap_in(draft: Path, final: Path) -> None:
+    """``draft`` becomes ``final``; the old ``final`` is moved aside first and deleted after,
+    so a failure leaves one whole report, old or new."""
+    old = final.with_name(f".{final.name}-old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    try:
+        os.replace(draft, final)
+    except BaseException:
+        if old.exists():
+            os.replace(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _units(objects, ndim: int) -> tuple[str, str, dict[str, tuple[str, str]]]:
@@ -121,7 +144,7 @@ def _units(objects, ndim: int) -> tuple[str, str, dict[str, tuple[str, str]]]:
         size = ("volume_um3", "volume (µm³)") if microns else ("area", "volume (voxels)")
     else:
         size = ("area_um2", "area (µm²)") if microns else ("area", "area (pixels)")
-    axes = "zyx"[-ndim:] if ndim == 3 else "yx"
+    axes = "zyx"[-ndim:]
     features = {"size": size, "mean_intensity": ("mean_intensity", "mean intensity")}
     for a in range(ndim):
         column = f"centroid-{a}_um" if microns else f"centroid-{a}"
@@ -215,12 +238,12 @@ def _overlays(folder: Path, picks: list[tuple[str, dict]], run: dict) -> list[st
     for tag, row in picks:
         try:
             image = read_image(row["path"], 2**31, False, ndim, dataset.get("channel")).pixels
+            truth = read_mask(row["mask_path"], image.shape) if row.get("mask_path") else None
         except ImageError as exc:
             raise ReportError(
                 f"input image {row['path']} (image {row['image_id']}): {exc}"
             ) from None
         predicted = segment(image, pipeline, sampling).labels
-        truth = read_mask(row["mask_path"], image.shape) if row.get("mask_path") else None
         plane = ""
         if ndim == 3:  # the plane with the most object voxels
             z = int(np.argmax((predicted > 0).sum(axis=(1, 2))))

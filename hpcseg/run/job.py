@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import shutil
 import sys
@@ -18,8 +19,8 @@ from pathlib import Path
 import dask
 
 from hpcseg.cluster import cluster_kind, container_kind, start_cluster
-from hpcseg.cluster.core import DASK_SETTINGS, quiet_workers_for_shutdown
-from hpcseg.config.schemas import Config, as_plain
+from hpcseg.cluster.core import DASK_SETTINGS, quiet_workers_for_shutdown, uses_gpus
+from hpcseg.config.schemas import ArrayBackend, Config, as_plain
 from hpcseg.data import sources
 from hpcseg.data.records import ImageRecord
 from hpcseg.pipeline.sampling import Sampling
@@ -145,11 +146,20 @@ def _run(cfg: Config, stop: Stop) -> JobResult:
     return _finish(cfg, store, summary, totals, stop, kept, unwritten)
 
 
+def worker_pipeline(cfg: Config):
+    """The pipeline config the workers get: ``backend=auto`` stays auto (CuPy where the worker
+    sees a GPU) only for GPU clusters; CPU clusters' workers run NumPy, so that the worker
+    processes of ``cluster=local`` on a machine that has a GPU do not all crowd onto it."""
+    if str(cfg.pipeline.backend) == "auto" and not uses_gpus(cfg.cluster):
+        return dataclasses.replace(cfg.pipeline, backend=ArrayBackend.numpy)
+    return cfg.pipeline
+
+
 def _batch_job(cfg: Config, store: Store, fingerprint: str, metadata_columns, resolved: dict,
                versions: dict, image: dict | None) -> BatchJob:  # fmt: skip
     """What every worker task carries besides its images."""
     return BatchJob(
-        pipeline=cfg.pipeline,
+        pipeline=worker_pipeline(cfg),
         max_pixels=cfg.dataset.max_pixels,
         out_dir=str(store.root),
         fingerprint=fingerprint,

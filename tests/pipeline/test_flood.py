@@ -63,15 +63,22 @@ def _nuclei_landscape(index: int):
 
 
 def test_agrees_with_skimage_on_nuclei_clumps():
-    """float32 distance maps have exact ties, where only the queue's arrival order decides:
-    measured 99.99 % of the masks' pixels equal on these four frames, both connectivities
-    (25 of 268,722 differ)."""
-    same = total = 0
-    for index in range(4):
-        image, seeds, mask = _nuclei_landscape(index)
-        for connectivity in (1, 2):
+    """On the clumps (components with two or more seeds: elsewhere nothing competes), float32
+    distance maps have exact ties, where only the queue's arrival order decides. Measured on
+    these four frames: 14 (connectivity 1) and 11 (connectivity 2) of 86,189 clump pixels
+    differ, 99.98 % and 99.99 % equal."""
+    for connectivity in (1, 2):
+        same = total = 0
+        for index in range(4):
+            image, seeds, mask = _nuclei_landscape(index)
+            components, n = ndi.label(mask)
+            seeds_per_component = np.zeros(n + 1, int)
+            for seed in np.unique(seeds[seeds > 0]):
+                seeds_per_component[components[seeds == seed][0]] += 1
+            clumps = (seeds_per_component >= 2)[components]
             expected = skimage_watershed(image, seeds, mask=mask, connectivity=connectivity)
             got = flood.watershed(image, seeds, mask=mask, connectivity=connectivity)
-            same += int((got[mask] == expected[mask]).sum())
-            total += int(mask.sum())
-    assert same / total >= 0.999, same / total
+            same += int((got[clumps] == expected[clumps]).sum())
+            total += int(clumps.sum())
+        assert total > 80_000
+        assert same / total >= 0.999, (connectivity, same / total)

@@ -61,15 +61,20 @@ def test_blog2021_labels_are_exact(device):
         on_device = segment(device.from_host(image), cfg)
         assert backend_of(on_device.labels) is device
         np.testing.assert_array_equal(device.to_host(on_device.labels), plain.labels)
-        for name, values in plain.objects.items():
-            np.testing.assert_array_equal(np.asarray(on_device.objects[name]), values, name)
+        for name, values in plain.objects.items():  # float sums: atomics reorder them on a GPU
+            got = device.to_host(on_device.objects[name])
+            if values.dtype.kind == "f":
+                np.testing.assert_allclose(got, values, rtol=1e-12, atol=1e-12, err_msg=name)
+            else:
+                np.testing.assert_array_equal(got, values, name)
 
 
 @pytest.mark.parametrize("preset", ["nuclei", "nuclei_refined"])
 def test_nuclei_on_the_gpu_path_matches_the_cpu_path(device, preset):
     """Differences come from the batched distance transform (diagonal contacts) and the
-    flood's ties. Measured on 4 frames: nuclei 99.95 % of pixels, F1@0.9 against the CPU
-    labels 0.994; nuclei_refined 99.97 %, 0.997."""
+    flood's ties. Measured on the stand-in, 4 frames: of the foreground, 99.99 % (nuclei) and
+    99.94 % (nuclei_refined) of pixels lie in objects both paths found alike (IoU > 0.5);
+    F1@0.9 against the NumPy labels 1.0 for both."""
     cfg = load_config([f"pipeline={preset}"]).pipeline
     same = total = matched = objects = 0
     for image in _frames(4):
@@ -81,6 +86,5 @@ def test_nuclei_on_the_gpu_path_matches_the_cpu_path(device, preset):
         scores = score(plain, got)
         matched += scores[tp_column(0.9)]
         objects += scores["n_true"] + scores["n_pred"]
-    print(preset, same / total, 2 * matched / objects)
     assert same / total >= 0.999
     assert 2 * matched / objects >= 0.99

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from hpcseg.config.schemas import PipelineConfig
+from hpcseg.config.compose import load_config
 from hpcseg.data.synthetic import synthetic_frame, synthetic_stack
 from hpcseg.pipeline import clean, label, measure, portable, refine, smooth, split, threshold
+from hpcseg.pipeline.segment import segment
 from hpcseg.results.evaluate import score, tp_column
 
 # float-filter decisions: the fraction of pixels a device may decide differently
@@ -145,7 +146,6 @@ def test_split_finds_the_same_objects(device, landscape):
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_measure_columns(device, ndim):
     image = _frame(2) if ndim == 2 else synthetic_stack(3, 0, shape=(12, 64, 72))[0]
-    cfg = PipelineConfig()
     labels = label.connected_components(image > threshold.otsu(image), 1)
     expected = measure.measure(labels, image, shape_features=True, microns=(0.5,) * ndim)
     got = measure.measure(device.from_host(labels), device.from_host(image), True, (0.5,) * ndim)
@@ -156,4 +156,13 @@ def test_measure_columns(device, ndim):
         )
     summary = measure.image_summary(device.from_host(labels), device.from_host(image), got["area"])
     assert summary == pytest.approx(measure.image_summary(labels, image, expected["area"]))
-    assert cfg.measure.shape_features is False  # the default leaves the CPU-only shapes off
+
+
+def test_a_frame_without_objects(device):
+    """Blank frames: empty bincounts and label lists (CuPy's bincount refused an empty array
+    before 14.2, which the gpu extras therefore require)."""
+    blank = np.full((64, 80), 100, np.uint16)
+    for preset in ("nuclei", "blog2021"):
+        result = segment(device.from_host(blank), load_config([f"pipeline={preset}"]).pipeline)
+        assert int(result.labels.max()) == 0
+        assert all(len(v) == 0 for v in result.objects.values())

@@ -73,14 +73,18 @@ def test_parts_carry_config_and_versions(make_config, tmp_path):
         assert b'"dask-image"' in meta[b"hpcseg.versions"]
         plain = as_plain(cfg)
         geometry = {"pixel_size": None, "ndim": 2, "z_step": None}
-        # what decides the rows: the pipeline (less which inputs it accepts) and the geometry
-        pipeline = {k: v for k, v in plain["pipeline"].items() if k != "require_integer_input"}
+        # what decides the rows: the pipeline (less which inputs it accepts and where its
+        # stages run) and the geometry
+        left_out = ("require_integer_input", "backend")
+        pipeline = {k: v for k, v in plain["pipeline"].items() if k not in left_out}
         expected = fingerprint({**pipeline, **geometry})
         assert meta[b"hpcseg.fingerprint"] == expected.encode()
     import json
 
     run = json.loads((out / "run.json").read_text())
     assert run["summary"]["images_ok"] == 2 and run["config"]["dataset"]["n_images"] == 2
+    images = pq.read_table(out / "images").to_pylist()  # where the stages ran, and the copies
+    assert {(r["backend"], r["seconds_transfer"]) for r in images} == {("numpy", 0.0)}
     assert run["versions"]["hpcseg"] and run["host"]["hostname"]
     # what a sweeper reads: the pooled mean F1 of this run, and where it is
     assert result.objective == run["summary"]["accuracy"]["f1_avg"] > 0.5
