@@ -16,6 +16,7 @@ import standin
 from distributed import Client, LocalCluster
 from skimage.draw import disk
 
+from hpcseg.cluster import jobqueue_cluster
 from hpcseg.config.compose import load_config, register_configs
 from hpcseg.errors import UserError
 from hpcseg.run.job import preflight
@@ -157,3 +158,18 @@ def device(request):
         return
     yield standin.register()
     standin.unregister()
+
+
+@pytest.fixture
+def job_script(make_config, tmp_path):
+    """The job script of a batch-job cluster config (nothing is submitted)."""
+
+    def make(*overrides, launcher=None):
+        cfg = make_config(*overrides)
+        cluster = jobqueue_cluster(cfg.cluster, tmp_path, launcher=launcher)
+        try:
+            return cluster.job_script()
+        finally:
+            cluster.close()
+
+    return make

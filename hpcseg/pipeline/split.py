@@ -14,8 +14,7 @@ def object_distance(components, smoothing: float, spacing: tuple[float, ...] | N
     cost follows the objects, not the frame. A batched backend (a GPU) takes one distance
     transform of the whole foreground instead: the same wherever no two components touch
     diagonally (they cannot under ``connectivity=2``; near such a contact the other component
-    is not counted as background, so a pixel there can be up to one pixel farther from "its"
-    edge).
+    does not count as background, so distances there can come out larger).
     """
     be = backend_of(components)
     ndi = be.ndimage

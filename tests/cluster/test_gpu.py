@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from jobscripts import body, directives, options
 
-from hpcseg.cluster import container_kind, jobqueue_cluster, slurm_runner, start_cluster
+from hpcseg.cluster import container_kind, slurm_runner, start_cluster
 from hpcseg.cluster.apptainer import job_prologue
 from hpcseg.cluster.core import uses_gpus
 from hpcseg.config.compose import load_config
@@ -30,37 +31,6 @@ DASK_CUDA_OPTIONS = {"--name", "--nthreads", "--memory-limit", "--death-timeout"
                      "--local-directory"}  # fmt: skip
 NO_DASK_CUDA = "cluster={} needs dask-cuda: pip install 'hpcseg[gpu]'"
 TRUE = shutil.which("true")  # a container runtime that exists, for command lines only
-
-
-def directives(script: str, prefix: str) -> list[str]:
-    return [line[len(prefix) :].strip() for line in script.splitlines() if line.startswith(prefix)]
-
-
-def options(words: list[str]) -> dict[str, str | None]:
-    """'--flag value' and bare '--flag' words of a command line."""
-    out: dict[str, str | None] = {}
-    for i, word in enumerate(words):
-        if word.startswith("--"):
-            nxt = words[i + 1] if i + 1 < len(words) else None
-            out[word] = None if nxt is None or nxt.startswith("--") else nxt
-    return out
-
-
-def body(script: str) -> list[str]:
-    return [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")]
-
-
-@pytest.fixture
-def job_script(make_config, tmp_path):
-    def make(*overrides, launcher=None):
-        cfg = make_config(*overrides)
-        cluster = jobqueue_cluster(cfg.cluster, tmp_path, launcher=launcher)
-        try:
-            return cluster.job_script()
-        finally:
-            cluster.close()
-
-    return make
 
 
 @pytest.fixture

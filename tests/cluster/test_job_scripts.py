@@ -7,42 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from hpcseg.cluster import jobqueue_cluster
+from jobscripts import body, directives, options
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def directives(script: str, prefix: str) -> list[str]:
-    return [line[len(prefix) :].strip() for line in script.splitlines() if line.startswith(prefix)]
-
-
-def options(words: list[str]) -> dict[str, str | None]:
-    """'--flag value' and bare '--flag' words of a command line."""
-    out: dict[str, str | None] = {}
-    for i, word in enumerate(words):
-        if word.startswith("--"):
-            nxt = words[i + 1] if i + 1 < len(words) else None
-            out[word] = None if nxt is None or nxt.startswith("--") else nxt
-    return out
-
-
-def body(script: str) -> list[str]:
-    return [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#")]
-
-
-@pytest.fixture
-def job_script(make_config, tmp_path):
-    def make(*overrides):
-        cfg = make_config(*overrides)
-        cluster = jobqueue_cluster(cfg.cluster, tmp_path)
-        try:
-            return cluster.job_script()
-        finally:
-            cluster.close()
-
-    return make
 
 
 def test_slurm_job_script(job_script, tmp_path):
