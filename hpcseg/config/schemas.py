@@ -171,7 +171,12 @@ Landscape = choices("Landscape", "distance intensity distance_intensity")
 @dataclass
 class SmoothConfig:
     method: SmoothMethod = param(SmoothMethod.gaussian, "Denoising filter.")
-    sigma: float = param(1.0, "Gaussian sigma in pixels (frame plane).", ge=0.0, le=100.0)
+    sigma: float | None = param(
+        None,
+        "Gaussian sigma in pixels (frame plane); null = from the diameter (max(1, d/20)).",
+        ge=0.0,
+        le=100.0,
+    )
     keep_dtype: bool = param(False, "Keep the input dtype (the blog's behaviour) or use float32.")
 
 
@@ -195,7 +200,12 @@ class CleanConfig:
     opening: Opening = param(Opening.none, "Binary opening of the mask before labelling.")
     opening_radius: int = param(1, "Radius of the disk opening (pixels).", ge=1, le=50)
     fill_holes: bool = param(True, "Fill holes inside objects.")
-    min_area: int = param(30, "Remove objects smaller than this many pixels (voxels in 3-D).", ge=0)
+    min_area: int | None = param(
+        None,
+        "Remove objects smaller than this many pixels (voxels in 3-D); null = from the diameter "
+        "(30 at d=20, with the nucleus' area or volume).",
+        ge=0,
+    )
     min_area_um2: float | None = param(
         None, "2-D: remove objects smaller than this many µm² (needs dataset.pixel_size).", ge=0.0
     )
@@ -208,10 +218,15 @@ class CleanConfig:
 @dataclass
 class SplitConfig:
     method: SplitMethod = param(SplitMethod.watershed, "How touching nuclei are split.")
-    min_distance: int = param(
-        4, "watershed: minimum distance in pixels between nucleus centres (seeds).", ge=1, le=500
+    min_distance: int | None = param(
+        None,
+        "watershed: minimum distance in pixels between nucleus centres (seeds); null = d/5.",
+        ge=1,
+        le=500,
     )
-    smoothing: float = param(1.0, "watershed: Gaussian sigma applied to the landscape.", ge=0.0)
+    smoothing: float | None = param(
+        None, "watershed: Gaussian sigma applied to the landscape; null = d/20.", ge=0.0
+    )
     landscape: Landscape = param(
         Landscape.distance,
         "watershed on: distance (to the object edge) | intensity | distance_intensity (both).",
@@ -233,6 +248,18 @@ class RefineConfig:
         "Object threshold = background + fraction x (object's bright level - background).",
         ge=0.0,
         le=1.0,
+    )
+    margin: int | None = param(
+        None,
+        "Pixels around the objects left out of their background estimate; null = 3d/20.",
+        ge=1,
+        le=500,
+    )
+    window: int | None = param(
+        None,
+        "Background window in pixels (odd) around each pixel; null = about 1.5d (31 at d=20).",
+        ge=3,
+        le=2001,
     )
 
 
@@ -261,6 +288,12 @@ class PipelineConfig:
         ArrayBackend.auto,
         "Array library of the stages: auto (CuPy on the workers of a GPU cluster that see a "
         "GPU, else NumPy) | numpy | cupy (fails where CuPy or a GPU is missing).",
+    )
+    diameter: str = param(
+        "auto",
+        "Typical nucleus diameter: auto (estimated per image from its foreground), pixels "
+        "('24') or micrometres ('7.5um', needs dataset.pixel_size); the lengths left null "
+        "below are derived from it.",
     )
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)

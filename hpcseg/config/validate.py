@@ -31,7 +31,7 @@ from hpcseg.config.schemas import (
     PBSClusterConfig,
 )
 from hpcseg.errors import UserError
-from hpcseg.pipeline import gpu
+from hpcseg.pipeline import diameter, gpu
 
 # the codecs pyarrow.parquet.write_table accepts (case-insensitive), 'none' = uncompressed
 PARQUET_CODECS = ("none", "snappy", "gzip", "brotli", "lz4", "lz4_raw", "zstd")
@@ -94,6 +94,12 @@ def check_ranges(obj: Any, prefix: str) -> None:
 
 def _check_pipeline(cfg: Config) -> None:
     p = cfg.pipeline
+    try:
+        diameter.parse(p.diameter, cfg.dataset.pixel_size)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if p.refine.window is not None and p.refine.window % 2 == 0:
+        raise UserError(f"pipeline.refine.window={p.refine.window} must be odd (or null)")
     th = p.threshold
     if th.block_size is not None and th.block_size % 2 == 0:
         raise UserError(

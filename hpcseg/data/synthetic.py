@@ -5,6 +5,8 @@ first ones. Each frame: 50-150 elliptic, textured nuclei (some touching, some in
 dim ones next to bright ones), per-image background and brightness varying ~10x across the set,
 an illumination gradient and uneven background, optical blur, Poisson shot noise and Gaussian
 read noise, as 16-bit counts. :func:`synthetic_stack` makes 3-D z-stacks the same way.
+:class:`FrameStyle` turns the knobs (size, density, clumps, photons, texture, unevenness, blur)
+for robustness benchmarks; its defaults give the frames above exactly.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +28,46 @@ log = logging.getLogger(__name__)
 GENERATOR_VERSION = 2
 
 
-def _texture_and_levels(rng: np.random.Generator, shape: tuple[int, ...], strength: float):
-    """Chromatin-like texture (relative, std ``strength``), the photons at a nucleus and the
-    background level, drawn in this order (the frames depend on it)."""
-    texture = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 2.0)
+@dataclass(frozen=True)
+class FrameStyle:
+    """How :func:`synthetic_frame` draws a frame; the defaults are the demo set's frames.
+
+    ``scale`` multiplies every length of the scene (nucleus axes, texture grain, blur), as a
+    higher magnification would: nuclei are ~20 px across at 1, ~8 px at 0.4, ~60 px at 3.
+    ``density`` multiplies the number of nuclei (50-150 a frame at 1, divided by ``scale``
+    squared; in a 520x696 frame 1 covers 5-13 %, 4-6 is confluent). ``clumps`` multiplies the
+    chance that a nucleus starts a clump of 3-5 or touches an earlier one. ``photons``
+    multiplies the photon counts of nuclei and background (0.05: photon-starved, read noise
+    matters). ``texture`` is the chromatin texture's relative std, ``unevenness`` the uneven
+    background's amplitude, ``blur`` the optical blur's sigma in pixels at scale 1.
+    """
+
+    scale: float = 1.0
+    density: float = 1.0
+    clumps: float = 1.0
+    photons: float = 1.0
+    texture: float = 0.2
+    unevenness: float = 0.35
+    blur: float = 1.2
+
+
+DEFAULT_STYLE = FrameStyle()
+
+
+def _texture_and_levels(
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    strength: float,
+    grain: float = 2.0,
+    photons: float = 1.0,
+):
+    """Chromatin-like texture (relative, std ``strength``, grain ``grain`` px), the photons at a
+    nucleus and the background level, drawn in this order (the frames depend on it)."""
+    texture = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), grain)
     texture *= strength / max(float(texture.std()), 1e-6)
     peak = 10 ** rng.uniform(math.log10(300.0), math.log10(3000.0))  # photons at a nucleus
     background = 10 ** rng.uniform(math.log10(20.0), math.log10(200.0))
-    return texture, peak, background
+    return texture, peak * photons, background * photons
 
 
 def _camera(rng: np.random.Generator, signal: np.ndarray) -> np.ndarray:
@@ -42,21 +77,28 @@ def _camera(rng: np.random.Generator, signal: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
 
 
-def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
+def synthetic_frame(
+    seed: int,
+    index: int,
+    shape: tuple[int, int] = (520, 696),
+    style: FrameStyle = DEFAULT_STYLE,
+):
     """Return ``(image uint16, instance mask uint16)`` for frame ``index`` of ``seed``."""
     rng = np.random.default_rng([GENERATOR_VERSION, seed, index])
     height, width = shape
     mask = np.zeros(shape, np.uint16)
     profile = np.zeros(shape, np.float32)
-    n_target = int(rng.integers(50, 151))
+    k = style.scale
+    # 50-150 nuclei at scale 1 and density 1 (in any frame size), as many per nucleus area
+    n_target = max(1, round(int(rng.integers(50, 151)) * style.density / (k * k)))
     placed: list[tuple[float, float, float]] = []
     attempts = 0
     clump = 0  # members still to place in the current clump of 3-5
     while len(placed) < n_target and attempts < 30 * n_target:
         attempts += 1
-        if clump == 0 and rng.random() < 0.08:
+        if clump == 0 and rng.random() < 0.08 * style.clumps:
             clump = int(rng.integers(3, 6))
-        semi_major = rng.uniform(8.0, 15.0)
+        semi_major = k * rng.uniform(8.0, 15.0)
         semi_minor = semi_major * rng.uniform(0.6, 0.95)
         theta = rng.uniform(0.0, math.pi)
         if clump and placed:  # the next member of a clump: touches the previous one
@@ -64,7 +106,9 @@ def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
             angle = rng.uniform(0.0, 2 * math.pi)
             dist = (r0 + semi_minor) * rng.uniform(0.9, 1.0)
             cy, cx = cy + dist * math.sin(angle), cx + dist * math.cos(angle)
-        elif placed and rng.random() < 0.25:  # a touching neighbour of an earlier nucleus
+        elif (
+            placed and rng.random() < 0.25 * style.clumps
+        ):  # a touching neighbour of an earlier nucleus
             cy, cx, r0 = placed[rng.integers(len(placed))]
             angle = rng.uniform(0.0, 2 * math.pi)
             dist = (r0 + semi_minor) * rng.uniform(0.85, 1.0)
@@ -85,7 +129,7 @@ def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
         inside = rr <= 1.0
         crop = mask[y0:y1, x0:x1]
         n_inside = int(inside.sum())
-        if n_inside < 20 or np.count_nonzero(crop[inside]) > 0.15 * n_inside:
+        if n_inside < 20 * k * k or np.count_nonzero(crop[inside]) > 0.15 * n_inside:
             clump = 0 if attempts % 5 == 0 else clump  # give up a clump that does not fit
             continue
         clump = max(0, clump - 1)
@@ -98,16 +142,20 @@ def synthetic_frame(seed: int, index: int, shape: tuple[int, int] = (520, 696)):
         profile[y0:y1, x0:x1][new] = dome[new]
         placed.append((cy, cx, semi_major))
 
-    texture, peak, background = _texture_and_levels(rng, shape, 0.2)
+    texture, peak, background = _texture_and_levels(
+        rng, shape, style.texture, 2.0 * k, style.photons
+    )
     gy, gx = rng.uniform(-1.0, 1.0, size=2)
     ramp_y = np.linspace(-0.5, 0.5, height, dtype=np.float32)[:, None] * gy
     ramp_x = np.linspace(-0.5, 0.5, width, dtype=np.float32)[None, :] * gx
     illumination = 0.85 + 0.3 * (ramp_y + ramp_x) / 2  # 0.7 .. 1.0 across the frame
     coarse = rng.standard_normal((height // 32 + 2, width // 32 + 2)).astype(np.float32)
     uneven = ndi.zoom(ndi.gaussian_filter(coarse, 1.0), 32, order=1)[:height, :width]
-    uneven = 1.0 + 0.35 * uneven / max(float(np.abs(uneven).max()), 1e-6)  # 0.65 .. 1.35
+    uneven = 1.0 + style.unevenness * uneven / max(
+        float(np.abs(uneven).max()), 1e-6
+    )  # 0.65 .. 1.35
     signal = illumination * (background * uneven + peak * profile * (1.0 + texture))
-    signal = ndi.gaussian_filter(signal, 1.2)
+    signal = ndi.gaussian_filter(signal, style.blur * k)
     return _camera(rng, signal), mask
 
 

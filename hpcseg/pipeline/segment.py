@@ -1,8 +1,13 @@
 """One image through the pipeline: a flat chain of stages picked from method tables.
 
-smooth → threshold → clean → [refine] → split → [refine → split] → label → measure. Which
+smooth → threshold → clean → [refine] → [diameter] → split → [refine → split] → label →
+measure. Which
 function runs at each step is looked up in the tables below by the config's method names, so a
 new method is a function plus a table entry. Every step's time is booked to its own stage.
+
+The lengths a config leaves null come from the nucleus diameter (``hpcseg/pipeline/diameter.py``).
+With ``diameter=auto`` the chain first runs at the reference diameter, measures the diameter on
+the mask it got, and runs the steps before it again only if their lengths change with it.
 """
 
 from __future__ import annotations
@@ -10,17 +15,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hpcseg.config.schemas import PipelineConfig
-from hpcseg.pipeline import clean, label, refine, smooth, split, threshold
+from hpcseg.pipeline import clean, diameter, label, refine, smooth, split, threshold
 from hpcseg.pipeline.backend import NUMPY, Backend, backend_of
 from hpcseg.pipeline.measure import image_summary, measure
 from hpcseg.pipeline.sampling import Sampling
 
 # the timed stages, in the order of the images table's seconds_<stage> columns
-STAGES = ("smooth", "threshold", "clean", "split", "refine", "label", "measure")
+STAGES = ("smooth", "threshold", "clean", "split", "refine", "diameter", "label", "measure")
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Segmentation:
     seconds: dict[str, float] = field(default_factory=dict)
     threshold: float | None = None
     summary: dict = field(default_factory=dict)
+    diameter: float | None = None  # the nucleus diameter (px) the lengths came from
 
 
 @dataclass
@@ -43,6 +49,10 @@ class _State:
     sampling: Sampling
     spacing: tuple[float, ...]
     min_size: int
+    given: PipelineConfig | None = None  # the config before its null lengths were derived
+    diameter: float | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    again: list = field(default_factory=list)  # steps a step asked to run again, next
     smoothed: Any = None
     mask: Any = None
     labels: Any = None  # set by a split; None means "label the mask's components"
@@ -79,6 +89,7 @@ def _threshold(s: _State) -> None:
 
 def _clean(s: _State) -> None:
     c = s.cfg.clean
+    s.labels = None
     footprint = clean.opening_footprint(c.opening, c.opening_radius, s.spacing)
     if footprint is not None:
         s.mask = clean.open_mask(s.mask, footprint)
@@ -90,7 +101,9 @@ def _clean(s: _State) -> None:
 def _cut(s: _State, objects: Any) -> None:
     """Each object at its own threshold (no hole filling after: it would fill the gaps the
     refinement opened between nuclei)."""
-    refined = refine.refine_objects(s.smoothed, objects, s.cfg.refine.fraction, s.spacing) > 0
+    c = s.cfg.refine
+    refined = refine.refine_objects(s.smoothed, objects, c.fraction, s.spacing, c.margin, c.window)
+    refined = refined > 0
     s.mask = clean.remove_small(refined, s.min_size, s.cfg.label.connectivity)
     s.labels = None
 
@@ -114,6 +127,26 @@ def _watershed(s: _State) -> None:
         str(c.landscape),
         s.smoothed,
     )
+
+
+def _diameter(s: _State) -> None:
+    """Measure the diameter on the mask so far and derive the lengths from it. When the
+    smoothing, the refinement windows or a smaller size filter change with it, the steps before
+    run again with them; a larger size filter is applied to the mask as it is."""
+    measured = diameter.estimate(s.mask, s.spacing)
+    if measured is None:  # no foreground: the reference lengths stand
+        return
+    s.diameter = measured
+    resolved = diameter.resolve(s.given, measured, s.image.ndim)
+    before, used_size = s.cfg, s.min_size
+    s.cfg = resolved
+    s.min_size = min_object_size(resolved, s.image.ndim, s.sampling)
+    if (resolved.smooth, resolved.refine) != (before.smooth, before.refine) or (
+        s.min_size < used_size
+    ):
+        s.again = _early_steps(resolved)
+    elif s.min_size > used_size:  # a larger size filter: applied to the mask as it is
+        s.mask = clean.remove_small(s.mask, s.min_size, resolved.label.connectivity)
 
 
 def _label(s: _State) -> None:
@@ -154,13 +187,22 @@ REFINE_AFTER_SPLIT: dict[str, list[Step]] = {
 }
 
 
-def plan(cfg: PipelineConfig) -> list[Step]:
-    """The steps ``cfg`` runs, in order, each with the stage its time is booked to."""
+def _early_steps(cfg: PipelineConfig) -> list[Step]:
+    """The steps before the diameter is known (from the image to a clean mask)."""
     return [
         ("smooth", _smooth),
         ("threshold", _threshold),
         ("clean", _clean),
         *REFINE_BEFORE_SPLIT[cfg.refine.method],
+    ]
+
+
+def plan(cfg: PipelineConfig, measure_diameter: bool = False) -> list[Step]:
+    """The steps ``cfg`` runs, in order, each with the stage its time is booked to;
+    ``measure_diameter``: a diameter step after the early steps (``diameter=auto``)."""
+    return [
+        *_early_steps(cfg),
+        *([("diameter", _diameter)] if measure_diameter else []),
         *SPLIT_STEPS[cfg.split.method],
         *REFINE_AFTER_SPLIT[cfg.refine.method],
         ("label", _label),
@@ -174,22 +216,51 @@ def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -
     ``sampling`` (µm per pixel, µm between planes) scales every length of a z-stack's stages to
     its voxel spacing, turns the µm size filters into pixels and adds the µm columns.
     """
-    sampling = sampling or Sampling()
-    state = _State(
+    state = _start(image, cfg, sampling or Sampling())
+    auto = diameter.needs(cfg) and state.diameter is None
+    _run(state, plan(state.cfg, auto))
+    return Segmentation(
+        state.labels, state.objects, state.seconds, state.threshold, state.summary, state.diameter
+    )
+
+
+def measured_diameter(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None):
+    """The diameter (px) ``diameter=auto`` measures on ``image``: the steps before the split at
+    the reference lengths, then :func:`hpcseg.pipeline.diameter.estimate`; None if no
+    foreground. The tiled mode measures an image on a sample of it this way."""
+    state = _start(image, replace(cfg, diameter="auto"), sampling or Sampling())
+    _run(state, _early_steps(state.cfg))
+    return diameter.estimate(state.mask, state.spacing)
+
+
+def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
+    """The state before the first step: ``cfg`` with its null lengths from the diameter it
+    gives, or from the reference diameter until one is measured."""
+    given = diameter.parse(cfg.diameter, sampling.pixel_size) if diameter.needs(cfg) else None
+    resolved = diameter.resolve(cfg, given or diameter.REFERENCE, image.ndim)
+    return _State(
         image=image,
-        cfg=cfg,
+        cfg=resolved,
         sampling=sampling,
         spacing=sampling.spacing(image.ndim),
-        min_size=min_object_size(cfg, image.ndim, sampling),
+        min_size=min_object_size(resolved, image.ndim, sampling),
+        given=cfg,
+        diameter=given,
+        seconds=dict.fromkeys(STAGES, 0.0),
     )
-    seconds = dict.fromkeys(STAGES, 0.0)
-    wait = backend_of(image).synchronize  # a GPU's kernels end after the call returns
-    for stage, step in plan(cfg):
+
+
+def _run(state: _State, steps: list[Step]) -> None:
+    """Run ``steps`` on ``state``, each step's time booked to its stage; steps a step asks to
+    run again (``state.again``) run right after it."""
+    wait = backend_of(state.image).synchronize  # a GPU's kernels end after the call returns
+    for stage, step in steps:
         t0 = time.perf_counter()
         step(state)
         wait()
-        seconds[stage] += time.perf_counter() - t0
-    return Segmentation(state.labels, state.objects, seconds, state.threshold, state.summary)
+        state.seconds[stage] += time.perf_counter() - t0
+        again, state.again = state.again, []
+        _run(state, again)
 
 
 def segment_on(

@@ -32,8 +32,6 @@ from hpcseg.pipeline.stitch import faces_of, label_chunk
 from hpcseg.results.scratch import Scratch
 
 SMOOTHERS = {"none": smooth.identity, "gaussian": smooth.gaussian}
-NEAR_MARGIN = 3  # refine.refine_objects' defaults: the box dilation and the background window
-BACKGROUND_WINDOW = 31
 
 
 def gaussian_radius(sigmas: tuple[float, ...]) -> tuple[int, ...]:
@@ -278,7 +276,8 @@ def clean_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
 # ------------------------------------------------------------------------------ refinement
 def refine_windows(job: TileJob) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The box dilation's and the background window's sizes per axis (refine.refine_objects)."""
-    return window(NEAR_MARGIN, job.spacing), window(BACKGROUND_WINDOW // 2, job.spacing)
+    c = job.pipeline.refine
+    return window(c.margin, job.spacing), window(c.window // 2, job.spacing)
 
 
 def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:

@@ -13,14 +13,16 @@ import time
 
 import numpy as np
 
-from hpcseg.config.schemas import Config, TiledModeConfig
+from hpcseg.config.schemas import Config, PipelineConfig, TiledModeConfig
 from hpcseg.data.identity import file_identity
 from hpcseg.data.large import open_large
 from hpcseg.data.reader import read_mask
 from hpcseg.data.records import ImageRecord
 from hpcseg.errors import ImageError
+from hpcseg.pipeline import diameter
 from hpcseg.pipeline.grid import ChunkGrid
-from hpcseg.pipeline.segment import min_object_size
+from hpcseg.pipeline.sampling import Sampling
+from hpcseg.pipeline.segment import measured_diameter, min_object_size
 from hpcseg.results.evaluate import score
 from hpcseg.results.parts import (
     TILED_LABELS_ARRAY,
@@ -42,6 +44,22 @@ def chunk_shape(ndim: int, chunk_size: int, chunk_planes: int, shape: tuple[int,
     """The chunk per axis for ``mode.chunk_size`` / ``mode.chunk_planes``, at most the image."""
     want = (chunk_planes, chunk_size, chunk_size)[-ndim:]
     return tuple(min(w, s) for w, s in zip(want, shape, strict=True))
+
+
+def pipeline_for(
+    cfg: PipelineConfig, sampling: Sampling, image, grid: ChunkGrid
+) -> tuple[PipelineConfig, float | None]:
+    """The pipeline with every length it uses fixed for this image, and the diameter they came
+    from (None: the config fixes them all). ``diameter=auto`` is measured once, on the chunk at
+    the centre of the image (a worker never holds the whole image), as the many-images mode
+    measures a whole frame; the passes then run with those lengths."""
+    if not diameter.needs(cfg):
+        return cfg, None
+    given = diameter.parse(cfg.diameter, sampling.pixel_size)
+    if given is None:
+        centre = grid.core(tuple(n // 2 for n in grid.counts))
+        given = measured_diameter(image.read(centre), cfg, sampling) or diameter.REFERENCE
+    return diameter.resolve(cfg, given, grid.ndim), given
 
 
 def _score(record: ImageRecord, job: TileJob, result: TiledSegmentation, max_pixels: int) -> dict:
@@ -116,8 +134,9 @@ def process_tiled(
                    chunk_grid=list(grid.counts))  # fmt: skip
         folder = tiled_root(job.out_dir) / f"{record.image_id}-{job.fingerprint[:12]}"
         keep = bool(job.save_labels or record.mask_path or job.pipeline.measure.shape_features)
-        tile_job = TileJob(image, job.pipeline, job.sampling, grid, str(folder),
-                           min_object_size(job.pipeline, grid.ndim, job.sampling),
+        pipeline, row["diameter"] = pipeline_for(job.pipeline, job.sampling, image, grid)
+        tile_job = TileJob(image, pipeline, job.sampling, grid, str(folder),
+                           min_object_size(pipeline, grid.ndim, job.sampling),
                            keep_labels=keep)  # fmt: skip
         scratch = tile_job.scratch
         for stale in folder.parent.glob(f"{record.image_id}-*"):  # left by other settings

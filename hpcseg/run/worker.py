@@ -200,6 +200,7 @@ def _process_one(record: ImageRecord, job: BatchJob) -> tuple[ImageRow, dict]:
         write_labels(job.out_dir, record.image_id, result.labels)
     row["n_objects"] = len(result.objects["label"])
     row["threshold"] = result.threshold
+    row["diameter"] = result.diameter
     row.update(result.summary)
     row.update({f"seconds_{stage}": t for stage, t in result.seconds.items()})
     if record.mask_path:

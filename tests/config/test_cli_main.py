@@ -35,7 +35,7 @@ def test_version_is_hpcseg_then_hydra(monkeypatch, capsys):
 def test_keys_subcommand(monkeypatch, capsys):
     code, out, err = _main(monkeypatch, capsys, "keys", "pipeline.split")
     assert (code, err) == (0, [])
-    assert "pipeline.split.min_distance: int = 4, in [1, 500]" in out.splitlines()
+    assert "pipeline.split.min_distance: int | null = null, in [1, 500]" in out.splitlines()
     code, out, err = _main(monkeypatch, capsys, "keys", "pipline")
     assert code == 2 and out == "" and len(err) == 1
     assert err[0].startswith("hpcseg: error: no config key starts with 'pipline': keys start")

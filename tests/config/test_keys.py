@@ -48,7 +48,7 @@ def test_every_key_is_described_with_its_doc_and_range():
 def test_describe_a_prefix_and_a_kind():
     split = describe("pipeline.split")
     assert split[0] == "# pipeline:"
-    assert "pipeline.split.min_distance: int = 4, in [1, 500]" in split
+    assert "pipeline.split.min_distance: int | null = null, in [1, 500]" in split
     assert not any(line.startswith("pipeline.smooth") for line in split)
     tiff = describe("dataset=tiff_glob")
     assert tiff[0].startswith("# dataset=tiff_glob: A glob of TIFF files")

@@ -9,7 +9,7 @@ from skimage.segmentation import watershed as skimage_watershed
 
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.data.synthetic import synthetic_frame
-from hpcseg.pipeline import flood, segment, split
+from hpcseg.pipeline import diameter, flood, segment, split
 from hpcseg.pipeline.sampling import Sampling
 
 
@@ -48,7 +48,7 @@ def test_pixels_no_marker_reaches_stay_zero():
 def _nuclei_landscape(index: int):
     """The distance landscape, seeds and mask the nuclei pipeline's split sees on a frame."""
     image, _ = synthetic_frame(7, index)
-    cfg = PipelineConfig()
+    cfg = diameter.resolve(PipelineConfig(), diameter.REFERENCE)  # nuclei_v1's lengths
     state = segment._State(image, cfg, Sampling(), (1.0, 1.0), segment.min_object_size(
         cfg, 2, Sampling()))  # fmt: skip
     for stage, step in segment.plan(cfg):

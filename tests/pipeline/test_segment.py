@@ -21,7 +21,7 @@ def test_nuclei_pipeline_splits_where_blog_merges(make_config):
     assert nuclei.labels.max() == 2
     assert blog.labels.max() == 1
     assert set(nuclei.seconds) == {
-        "smooth", "threshold", "clean", "split", "refine", "label", "measure",
+        "smooth", "threshold", "clean", "split", "refine", "diameter", "label", "measure",
     }  # fmt: skip
     assert nuclei.threshold is not None and 100 < nuclei.threshold < 1000
 

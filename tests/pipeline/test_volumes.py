@@ -93,7 +93,7 @@ def test_synthetic_stack_is_deterministic():
 
 
 def test_min_volume_um3_and_geometry_errors(make_config):
-    cfg = make_config(*STACK3D, "pipeline.clean.min_volume_um3=10")
+    cfg = make_config(*STACK3D, "pipeline=nuclei_v1", "pipeline.clean.min_volume_um3=10")
     # 10 µm³ at 1 x 0.5 x 0.5 µm voxels is 40 voxels
     assert min_object_size(cfg.pipeline, 3, Sampling(0.5, 1.0)) == 40
     for overrides, message in (

@@ -12,7 +12,7 @@ exact either way.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -22,16 +22,20 @@ from hypothesis import strategies as st
 from hpcseg.config.compose import load_config
 from hpcseg.data.mosaic import mosaic_region
 from hpcseg.data.synthetic import synthetic_frame, synthetic_stack
-from hpcseg.pipeline import bands
+from hpcseg.pipeline import bands, diameter
 from hpcseg.pipeline.grid import ChunkGrid
 from hpcseg.pipeline.sampling import Sampling
+from hpcseg.pipeline.segment import measured_diameter as measure_diameter
 from hpcseg.pipeline.segment import min_object_size, segment
 from hpcseg.results import scratch
 from hpcseg.run.tile_tasks import TileJob, committed, float32_at_or_below
 from hpcseg.run.tiled import segment_tiled
+from hpcseg.run.tiled_job import pipeline_for
 
-NUCLEI = load_config([]).pipeline
-NUCLEI_3D = load_config(["dataset=synthetic3d"]).pipeline
+# the default chain with its lengths fixed (as the tiled mode fixes them per image before the
+# passes: tiled_job.pipeline_for); `diameter=auto` is tested on its own below
+NUCLEI = load_config(["pipeline=nuclei_v1"]).pipeline
+NUCLEI_3D = load_config(["dataset=synthetic3d", "pipeline=nuclei_v1"]).pipeline
 WHOLE_PIXELS = Sampling()
 STACK = synthetic_stack(3, 0)[0]  # 40 x 192 x 192
 
@@ -159,7 +163,9 @@ def test_empty_chunks_and_an_empty_image():
 @pytest.mark.slow
 def test_property_nuclei_tiled_equals_one_shot(seed, height, width, chunk_y, chunk_x, connectivity):
     image = mosaic_region(seed, (height, width), (slice(0, height), slice(0, width)))
-    cfg = load_config([f"pipeline.label.connectivity={connectivity}"]).pipeline
+    cfg = load_config(
+        ["pipeline=nuclei_v1", f"pipeline.label.connectivity={connectivity}"]
+    ).pipeline
     assert_equal_to_one_shot(image, cfg, (min(chunk_y, height), min(chunk_x, width)))
 
 
@@ -202,7 +208,8 @@ def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner):
 )
 def test_other_settings_tiled_equal_one_shot(overrides):
     image = synthetic_frame(3, 0)[0][:300, :400]
-    assert_equal_to_one_shot(image, load_config(overrides).pipeline, (70, 90))
+    cfg = load_config(["pipeline=nuclei_v1", *overrides]).pipeline
+    assert_equal_to_one_shot(image, cfg, (70, 90))
 
 
 @pytest.mark.slow
@@ -214,7 +221,8 @@ def test_other_settings_tiled_equal_one_shot(overrides):
 def test_nuclei_3d_tiled_equals_one_shot(chunk, shape_features):
     stack = STACK[8:32, :128, :128]
     sampling = Sampling(0.5, 1.0)  # anisotropic: z planes twice the pixel size apart
-    overrides = ["dataset=synthetic3d", f"pipeline.measure.shape_features={shape_features}"]
+    overrides = ["dataset=synthetic3d", "pipeline=nuclei_v1",
+                 f"pipeline.measure.shape_features={shape_features}"]  # fmt: skip
     one = assert_equal_to_one_shot(stack, load_config(overrides).pipeline, chunk, sampling)
     assert len(one.objects["label"]) > 5
 
@@ -283,7 +291,8 @@ def test_8_and_16_bit_thresholds_come_from_the_smooth_pass(method):
     """The chunks' value counts give the exact histogram: no histogram pass, same threshold
     (int8 with negative values too)."""
     frame = synthetic_frame(3, 0)[0][:200, :260]
-    cfg = load_config([f"pipeline.threshold.method={method}", "pipeline.smooth.keep_dtype=true"])
+    cfg = load_config(["pipeline=nuclei_v1", f"pipeline.threshold.method={method}",
+                       "pipeline.smooth.keep_dtype=true"])  # fmt: skip
     signed = (np.clip(frame.astype(np.int32) // 4, 0, 227) - 100).astype(np.int8)
     for image in (frame, signed):
         one = segment(image, cfg.pipeline, WHOLE_PIXELS)
@@ -308,3 +317,20 @@ def test_float32_cuts_decide_as_float64():
     np.testing.assert_array_equal(values > np.tile(float32_at_or_below(cut), 3), expected)
     # the cut rounded to the nearest float32 instead decides some of these pixels otherwise
     assert not np.array_equal(values > np.tile(near, 3), expected)
+
+
+def test_auto_diameter_is_measured_on_the_centre_chunk_then_tiled_as_given():
+    """`diameter=auto`: the tiled mode measures the diameter once, on the centre chunk, fixes
+    every length with it, and the passes equal the whole image with that diameter given."""
+    image = synthetic_frame(3, 0)[0][:300, :400]
+    auto = load_config([]).pipeline
+    grid = ChunkGrid(image.shape, (100, 130))
+    pipeline, measured = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
+    centre = grid.core((1, 1))
+    assert measured == measure_diameter(image[centre], auto, WHOLE_PIXELS)
+    assert pipeline == diameter.resolve(auto, measured)
+    given = segment(image, replace(auto, diameter=str(measured)))
+    one = assert_equal_to_one_shot(image, pipeline, (100, 130))
+    np.testing.assert_array_equal(one.labels, given.labels)
+    blog = load_config(["pipeline=blog2021"]).pipeline
+    assert pipeline_for(blog, WHOLE_PIXELS, InMemory(image), grid) == (blog, None)

@@ -1,0 +1,143 @@
+"""The nucleus diameter: its estimate on known shapes, the lengths derived from it, and the
+pipeline with `diameter=auto` on frames of other magnifications."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from skimage.draw import disk, ellipse
+
+from hpcseg.config.compose import load_config
+from hpcseg.data.synthetic import FrameStyle, synthetic_frame
+from hpcseg.pipeline import diameter
+from hpcseg.pipeline.segment import measured_diameter, segment
+
+AUTO = load_config([]).pipeline
+
+
+def disks(radius: int, shape=(400, 400), gap: int = 6, touching: bool = False) -> np.ndarray:
+    """A grid of disks of ``radius``; ``touching``: each row's disks overlap their neighbours
+    by a pixel, so every row is one clump."""
+    mask = np.zeros(shape, bool)
+    step_x = 2 * radius - 1 if touching else 2 * radius + gap
+    for cy in range(radius + 3, shape[0] - radius - 3, 2 * radius + gap):
+        for cx in range(radius + 3, shape[1] - radius - 3, step_x):
+            mask[disk((cy, cx), radius, shape=shape)] = True
+    return mask
+
+
+@pytest.mark.parametrize("radius", [4, 6, 10, 20, 30])
+def test_the_estimate_of_disks_is_their_diameter(radius):
+    assert diameter.estimate(disks(radius)) == diameter.rounded(2 * radius)
+    assert abs(diameter.estimate(disks(radius)) / (2 * radius) - 1) < 0.12
+
+
+@pytest.mark.parametrize("radius", [5, 12])
+def test_clumps_count_their_nuclei_not_their_extent(radius):
+    clumped = disks(radius, touching=True)
+    assert diameter.estimate(clumped) == diameter.rounded(2 * radius)
+
+
+def test_ellipses_give_their_short_axis():
+    mask = np.zeros((300, 300), bool)
+    for cy in range(30, 280, 60):
+        for cx in range(30, 280, 60):
+            mask[ellipse(cy, cx, 10, 20, shape=mask.shape)] = True
+    assert diameter.estimate(mask) == diameter.rounded(20)
+
+
+def test_specks_and_ragged_edges_count_little():
+    mask = disks(10)
+    rng = np.random.default_rng(0)
+    mask[rng.random(mask.shape) < 0.01] = True  # single-pixel specks everywhere
+    assert diameter.estimate(mask) == diameter.rounded(20)
+
+
+def test_balls_in_an_anisotropic_stack():
+    """Planes 2 pixels apart: a ball of radius 8 px spans 4 planes either side."""
+    zz, yy, xx = np.ogrid[:24, :64, :64]
+    ball = ((zz - 12) * 2.0) ** 2 + (yy - 32) ** 2 + (xx - 32) ** 2 <= 8**2
+    assert diameter.estimate(ball, (2.0, 1.0, 1.0)) == diameter.rounded(16)
+
+
+def test_nothing_to_measure():
+    assert diameter.estimate(np.zeros((50, 50), bool)) is None
+    line = np.zeros((5, 50), bool)
+    line[2, 3:-3] = True
+    assert diameter.estimate(line) is None  # nothing 3 px wide
+
+
+def test_rounding_keeps_the_tuned_lengths_near_the_reference():
+    assert diameter.rounded(20.0) == diameter.rounded(18.5) == diameter.rounded(23.0) == 20.0
+    assert diameter.rounded(40.0) == 40.0
+    assert diameter.rounded(8.0) == pytest.approx(20 * 2 ** (-8 / 6))
+    assert diameter.rounded(15.0) < 17.0
+
+
+def test_at_the_reference_the_lengths_are_nuclei_v1():
+    v1 = load_config(["pipeline=nuclei_v1"]).pipeline
+    assert replace(diameter.resolve(AUTO, diameter.REFERENCE), name=v1.name) == v1
+
+
+def test_lengths_scale_with_the_diameter_and_given_ones_stay():
+    cfg = diameter.resolve(AUTO, 40.0)
+    assert (cfg.smooth.sigma, cfg.clean.min_area, cfg.split.min_distance) == (2.0, 120, 8)
+    assert (cfg.split.smoothing, cfg.refine.margin, cfg.refine.window) == (2.0, 6, 61)
+    small = diameter.resolve(AUTO, 8.0)
+    assert (small.smooth.sigma, small.split.min_distance, small.refine.window) == (1.0, 2, 13)
+    assert diameter.resolve(AUTO, 8.0, ndim=3).clean.min_area == 2  # 30 x 0.4^3
+    given = load_config(["pipeline.split.min_distance=9"]).pipeline
+    assert diameter.resolve(given, 40.0).split.min_distance == 9
+    assert diameter.resolve(diameter.resolve(AUTO, 40.0), 8.0) == diameter.resolve(AUTO, 40.0)
+
+
+def test_only_the_lengths_a_chain_uses_ask_for_a_diameter():
+    assert diameter.needs(AUTO)
+    assert not diameter.needs(load_config(["pipeline=blog2021"]).pipeline)
+    assert not diameter.needs(load_config(["pipeline=nuclei_v1"]).pipeline)
+
+
+def test_parse():
+    assert diameter.parse("auto", None) is None
+    assert diameter.parse("24", None) == 24.0
+    assert diameter.parse("7.5um", 0.5) == 15.0
+    assert diameter.parse("7.5 µm", 0.25) == 30.0
+    for bad in ("big", "0", "-3", "um"):
+        with pytest.raises(ValueError, match="must be auto"):
+            diameter.parse(bad, 0.5)
+    with pytest.raises(ValueError, match=r"dataset\.pixel_size"):
+        diameter.parse("7um", None)
+
+
+@pytest.mark.parametrize(("scale", "low", "high"), [(0.4, 6.0, 10.5), (1.0, 17.0, 23.0),
+                                                    (2.0, 32.0, 45.0)])  # fmt: skip
+def test_the_pipeline_measures_frames_of_other_magnifications(scale, low, high):
+    """Synthetic nuclei ~8, ~20 and ~40 px across (short axis ~7, ~18, ~35 px)."""
+    side = (round(260 * max(scale, 1.0)), round(348 * max(scale, 1.0)))
+    style = FrameStyle(scale=scale, density=0.25 * max(scale, 1.0) ** 2)
+    image, _ = synthetic_frame(4, 0, side, style)
+    result = segment(image, AUTO)
+    assert low <= result.diameter <= high
+    assert result.diameter == measured_diameter(image, AUTO) or scale == 1.0
+
+
+def test_auto_equals_the_measured_diameter_given():
+    """Small nuclei: the steps before the split run again with the measured lengths, so the
+    result is the one the measured diameter gives when set by hand."""
+    image, _ = synthetic_frame(2, 1, (260, 348), FrameStyle(scale=0.4, density=0.25))
+    auto = segment(image, AUTO)
+    assert auto.diameter < 12
+    by_hand = segment(image, replace(AUTO, diameter=str(auto.diameter)))
+    assert by_hand.diameter == auto.diameter
+    np.testing.assert_array_equal(auto.labels, by_hand.labels)
+
+
+def test_a_given_diameter_in_micrometres():
+    image, _ = synthetic_frame(2, 1, (130, 174))
+    from hpcseg.pipeline.sampling import Sampling
+
+    result = segment(image, replace(AUTO, diameter="10um"), Sampling(pixel_size=0.5))
+    assert math.isclose(result.diameter, 20.0)
