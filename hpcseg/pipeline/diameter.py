@@ -15,10 +15,12 @@ from dataclasses import replace
 
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.clean import fill_holes
 from hpcseg.pipeline.sampling import window
 from hpcseg.pipeline.split import object_distance
 
 REFERENCE = 20.0  # pixels: the diameter the fixed lengths of `nuclei_v1` were tuned for
+ESTIMATE_FRACTION = 0.3  # refine.fraction of the mask the diameter is measured on
 STEPS_PER_DOUBLING = 6  # estimates are rounded to 20 x 2^(n/6): steps of 12 %
 _MICRONS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(um|µm)?\s*$")
 
@@ -111,7 +113,7 @@ def estimate(mask, spacing: tuple[float, ...] | None = None) -> float | None:
     be = backend_of(mask)
     xp, ndi = be.xp, be.ndimage
     spacing = spacing or (1.0,) * mask.ndim
-    components, n = ndi.label(mask)
+    components, n = ndi.label(fill_holes(mask))  # pinholes of texture and noise: not edges
     if n == 0:
         return None
     distance = object_distance(components, 0.0, spacing)

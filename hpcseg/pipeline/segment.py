@@ -129,11 +129,24 @@ def _watershed(s: _State) -> None:
     )
 
 
+def _estimate_mask(s: _State) -> Any:
+    """The mask the diameter is measured on: refined per component, so that nuclei a global
+    threshold glued into sheets (dense, confluent) read as themselves: the refinement the chain
+    already ran, or one for the estimate alone at the default fraction (a deeper cut breaks
+    textured nuclei into pieces that read as small nuclei)."""
+    if REFINE_BEFORE_SPLIT[s.cfg.refine.method]:
+        return s.mask
+    c = s.cfg.refine
+    components = label.connected_components(s.mask, s.cfg.label.connectivity)
+    fraction = diameter.ESTIMATE_FRACTION
+    return refine.refine_objects(s.smoothed, components, fraction, s.spacing, c.margin, c.window)
+
+
 def _diameter(s: _State) -> None:
     """Measure the diameter on the mask so far and derive the lengths from it. When the
     smoothing, the refinement windows or a smaller size filter change with it, the steps before
     run again with them; a larger size filter is applied to the mask as it is."""
-    measured = diameter.estimate(s.mask, s.spacing)
+    measured = diameter.estimate(_estimate_mask(s), s.spacing)
     if measured is None:  # no foreground: the reference lengths stand
         return
     s.diameter = measured
@@ -230,7 +243,7 @@ def measured_diameter(image: Any, cfg: PipelineConfig, sampling: Sampling | None
     foreground. The tiled mode measures an image on a sample of it this way."""
     state = _start(image, replace(cfg, diameter="auto"), sampling or Sampling())
     _run(state, _early_steps(state.cfg))
-    return diameter.estimate(state.mask, state.spacing)
+    return diameter.estimate(_estimate_mask(state), state.spacing)
 
 
 def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
