@@ -2,9 +2,10 @@
 
     python benchmarks/bench_accuracy.py [--seed 9001] [--images 60] [--workers 2]
                                         [--dataset synthetic|synthetic3d]
+                                        [--pipelines blog2021 nuclei_v1 nuclei nuclei_refined]
 
-Runs `hpcseg pipeline=<p> dataset.seed=<seed>` for blog2021, nuclei and nuclei_refined (whole
-commands) and prints
+Runs `hpcseg pipeline=<p> dataset.seed=<seed>` for each pipeline (whole commands; `nuclei_v1`
+is the default before the diameter) and prints
 `pipeline | objects | F1@0.5 | F1@0.7 | F1@0.9 | mean F1 | merges | splits | images/s`
 (objects found, then scores pooled over all images: TP, true and predicted objects summed
 before F1 is taken). Seed 9001 is used by no test and no tuning run. ``--dataset synthetic3d``
@@ -29,10 +30,13 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=60)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--dataset", choices=("synthetic", "synthetic3d"), default="synthetic")
+    ap.add_argument(
+        "--pipelines", nargs="+", default=["blog2021", "nuclei_v1", "nuclei", "nuclei_refined"]
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hpcseg-accuracy-"))
     rows = []
-    for pipeline in ("blog2021", "nuclei", "nuclei_refined"):
+    for pipeline in args.pipelines:
         out = tmp / pipeline
         cmd = [sys.executable, "-m", "hpcseg", f"pipeline={pipeline}", f"dataset={args.dataset}",
                f"dataset.seed={args.seed}",

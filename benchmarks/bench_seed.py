@@ -3,8 +3,9 @@
     python benchmarks/bench_seed.py [--frames 20 200] [--cap 120] [--workers 2]
 
 Rows, per frame count: (a) the blog as written (dask-image, threaded scheduler), (a') the blog
-with every stage persisted, (b) `hpcseg pipeline=blog2021`, (c) `hpcseg pipeline=nuclei` (whole
-commands: start-up, read, segment, measure, Parquet), (d) floors: a tifffile read of every
+with every stage persisted, (b) `hpcseg pipeline=blog2021`, (c) `hpcseg pipeline=nuclei` and (c')
+the default before the diameter, `nuclei_v1` (whole commands: start-up, read, segment,
+measure, Parquet), (d) floors: a tifffile read of every
 frame, and scipy's large-sigma float64 threshold Gaussian alone, one frame after another on all
 cores. Every run is its own process tree, timed as a whole; runs that pass the cap are stopped
 and reported as "not finished in N s" with what they completed. Peak RSS is the largest single
@@ -190,6 +191,9 @@ def main() -> None:
             "(a') blog, stages persisted": run_blog(glob, "persist", args.cap),
             "(b) hpcseg blog2021": run_hpcseg(folder, "blog2021", args.workers, tmp / f"b{n}"),
             "(c) hpcseg nuclei": run_hpcseg(folder, "nuclei", args.workers, tmp / f"c{n}"),
+            "(c') hpcseg nuclei_v1 (before diameter)": run_hpcseg(
+                folder, "nuclei_v1", args.workers, tmp / f"v{n}"
+            ),
             "(d) floor: tifffile read, 1 proc": run_floor(glob, "read", 1),
             f"(d) floor: threshold Gaussian, {args.workers} procs": run_floor(
                 glob, "gauss", args.workers

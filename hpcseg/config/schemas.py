@@ -233,19 +233,21 @@ class SplitConfig:
     )
 
 
-RefineMethod = choices("RefineMethod", "none components objects")
+RefineMethod = choices("RefineMethod", "auto none components objects")
 
 
 @dataclass
 class RefineConfig:
     method: RefineMethod = param(
-        RefineMethod.components,
-        "Per-object thresholds: none | components (each connected component before the split) "
-        "| objects (after a first split, then split again: best, ~2x slower).",
+        RefineMethod.auto,
+        "Per-object thresholds: auto (objects; components in the tiled mode or without a "
+        "split) | none | components (each connected component before the split) | objects "
+        "(after a first split, then split again: more accurate, ~1.7x slower).",
     )
-    fraction: float = param(
-        0.3,
-        "Object threshold = background + fraction x (object's bright level - background).",
+    fraction: float | None = param(
+        None,
+        "Object threshold = background + fraction x (object's bright level - background); "
+        "null = 0.4 for objects, 0.3 for components.",
         ge=0.0,
         le=1.0,
     )

@@ -105,7 +105,7 @@ def _check_pipeline(cfg: Config) -> None:
         raise UserError(
             f"pipeline.threshold.block_size={th.block_size} must be odd (or null for the frame)"
         )
-    if p.refine.method == "objects" and p.split.method == "none":
+    if str(p.refine.method) == "objects" and str(p.split.method) == "none":
         raise UserError(
             "pipeline.refine.method=objects refines the objects of a first split, but "
             "pipeline.split.method=none: use pipeline.refine.method=components (or none), or "

@@ -16,6 +16,7 @@ from dataclasses import replace
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.clean import fill_holes
+from hpcseg.pipeline.label import label_sizes
 from hpcseg.pipeline.sampling import window
 from hpcseg.pipeline.split import object_distance
 
@@ -97,6 +98,23 @@ def rounded(diameter: float) -> float:
     return REFERENCE * 2.0 ** (steps / STEPS_PER_DOUBLING)
 
 
+PINHOLE = 16  # pixels (voxels): holes up to this size are texture or noise, not edges
+
+
+def fill_pinholes(mask):
+    """``mask`` with its holes of at most :data:`PINHOLE` pixels filled: the specks of texture
+    and noise inside a nucleus, which would shorten its distances to the background. Larger
+    holes stay: the gaps a refinement opened between nuclei of a confluent sheet are edges."""
+    be = backend_of(mask)
+    holes = fill_holes(mask) & ~mask
+    if not holes.any():
+        return mask
+    pieces, _ = be.ndimage.label(holes)
+    small = label_sizes(pieces) <= PINHOLE
+    small[0] = False
+    return mask | small[pieces]
+
+
 def estimate(mask, spacing: tuple[float, ...] | None = None) -> float | None:
     """Typical nucleus diameter in in-plane pixels from a foreground ``mask``; None if it has
     no object wider than 3 pixels. Rounded by :func:`rounded`.
@@ -113,7 +131,8 @@ def estimate(mask, spacing: tuple[float, ...] | None = None) -> float | None:
     be = backend_of(mask)
     xp, ndi = be.xp, be.ndimage
     spacing = spacing or (1.0,) * mask.ndim
-    components, n = ndi.label(fill_holes(mask))  # pinholes of texture and noise: not edges
+    components, n = ndi.label(fill_pinholes(mask > 0))
+
     if n == 0:
         return None
     distance = object_distance(components, 0.0, spacing)

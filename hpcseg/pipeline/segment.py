@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hpcseg.config.schemas import PipelineConfig
+from hpcseg.config.schemas import PipelineConfig, RefineMethod
 from hpcseg.pipeline import clean, diameter, label, refine, smooth, split, threshold
 from hpcseg.pipeline.backend import NUMPY, Backend, backend_of
 from hpcseg.pipeline.measure import image_summary, measure
@@ -59,6 +59,22 @@ class _State:
     threshold: float | None = None
     objects: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+
+
+FRACTIONS = {"components": 0.3, "objects": 0.4}  # refine.fraction's default, tuned per method
+
+
+def with_refinement(cfg: PipelineConfig, tiled: bool = False) -> PipelineConfig:
+    """``cfg`` with ``refine.method=auto`` and a null ``refine.fraction`` made concrete: auto
+    is objects (cut after a first split, then split again) for whole images, components in the
+    tiled mode (which tiles that one) and without a split; the fraction is the method's."""
+    method = str(cfg.refine.method)
+    if method == "auto":
+        method = "components" if tiled or str(cfg.split.method) == "none" else "objects"
+    fraction = cfg.refine.fraction
+    if fraction is None:
+        fraction = FRACTIONS.get(method)  # none: no fraction
+    return replace(cfg, refine=replace(cfg.refine, method=RefineMethod(method), fraction=fraction))
 
 
 def min_object_size(cfg: PipelineConfig, ndim: int, sampling: Sampling) -> int:
@@ -213,6 +229,7 @@ def _early_steps(cfg: PipelineConfig) -> list[Step]:
 def plan(cfg: PipelineConfig, measure_diameter: bool = False) -> list[Step]:
     """The steps ``cfg`` runs, in order, each with the stage its time is booked to;
     ``measure_diameter``: a diameter step after the early steps (``diameter=auto``)."""
+    cfg = with_refinement(cfg)
     return [
         *_early_steps(cfg),
         *([("diameter", _diameter)] if measure_diameter else []),
@@ -249,6 +266,7 @@ def measured_diameter(image: Any, cfg: PipelineConfig, sampling: Sampling | None
 def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
     """The state before the first step: ``cfg`` with its null lengths from the diameter it
     gives, or from the reference diameter until one is measured."""
+    cfg = with_refinement(cfg)
     given = diameter.parse(cfg.diameter, sampling.pixel_size) if diameter.needs(cfg) else None
     resolved = diameter.resolve(cfg, given or diameter.REFERENCE, image.ndim)
     return _State(

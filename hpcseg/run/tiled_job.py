@@ -22,7 +22,7 @@ from hpcseg.errors import ImageError
 from hpcseg.pipeline import diameter
 from hpcseg.pipeline.grid import ChunkGrid
 from hpcseg.pipeline.sampling import Sampling
-from hpcseg.pipeline.segment import measured_diameter, min_object_size
+from hpcseg.pipeline.segment import measured_diameter, min_object_size, with_refinement
 from hpcseg.results.evaluate import score
 from hpcseg.results.parts import (
     TILED_LABELS_ARRAY,
@@ -49,10 +49,12 @@ def chunk_shape(ndim: int, chunk_size: int, chunk_planes: int, shape: tuple[int,
 def pipeline_for(
     cfg: PipelineConfig, sampling: Sampling, image, grid: ChunkGrid
 ) -> tuple[PipelineConfig, float | None]:
-    """The pipeline with every length it uses fixed for this image, and the diameter they came
-    from (None: the config fixes them all). ``diameter=auto`` is measured once, on the chunk at
+    """The pipeline with every length it uses fixed for this image (and ``refine.method=auto``
+    as the tiled mode runs it: components), and the diameter they came from (None: the config
+    fixes them all). ``diameter=auto`` is measured once, on the chunk at
     the centre of the image (a worker never holds the whole image), as the many-images mode
     measures a whole frame; the passes then run with those lengths."""
+    cfg = with_refinement(cfg, tiled=True)
     if not diameter.needs(cfg):
         return cfg, None
     given = diameter.parse(cfg.diameter, sampling.pixel_size)

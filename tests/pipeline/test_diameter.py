@@ -13,7 +13,7 @@ from skimage.draw import disk, ellipse
 from hpcseg.config.compose import load_config
 from hpcseg.data.synthetic import FrameStyle, synthetic_frame
 from hpcseg.pipeline import diameter
-from hpcseg.pipeline.segment import measured_diameter, segment
+from hpcseg.pipeline.segment import measured_diameter, segment, with_refinement
 
 AUTO = load_config([]).pipeline
 
@@ -77,9 +77,12 @@ def test_rounding_keeps_the_tuned_lengths_near_the_reference():
     assert diameter.rounded(15.0) < 17.0
 
 
-def test_at_the_reference_the_lengths_are_nuclei_v1():
+def test_at_the_reference_the_tiled_default_is_nuclei_v1():
+    """The default with its refinement as the tiled mode runs it (components) and the lengths
+    of the reference diameter is the old default exactly."""
     v1 = load_config(["pipeline=nuclei_v1"]).pipeline
-    assert replace(diameter.resolve(AUTO, diameter.REFERENCE), name=v1.name) == v1
+    tiled = with_refinement(AUTO, tiled=True)
+    assert replace(diameter.resolve(tiled, diameter.REFERENCE), name=v1.name) == v1
 
 
 def test_lengths_scale_with_the_diameter_and_given_ones_stay():
@@ -92,6 +95,19 @@ def test_lengths_scale_with_the_diameter_and_given_ones_stay():
     given = load_config(["pipeline.split.min_distance=9"]).pipeline
     assert diameter.resolve(given, 40.0).split.min_distance == 9
     assert diameter.resolve(diameter.resolve(AUTO, 40.0), 8.0) == diameter.resolve(AUTO, 40.0)
+
+
+def test_auto_refinement_is_objects_for_whole_images_and_components_when_tiled():
+    assert (str(with_refinement(AUTO).refine.method), with_refinement(AUTO).refine.fraction) == (
+        "objects",
+        0.4,
+    )
+    tiled = with_refinement(AUTO, tiled=True).refine
+    assert (str(tiled.method), tiled.fraction) == ("components", 0.3)
+    no_split = load_config(["pipeline.split.method=none"]).pipeline
+    assert str(with_refinement(no_split).refine.method) == "components"
+    given = load_config(["pipeline.refine.method=none", "pipeline.refine.fraction=0.2"]).pipeline
+    assert with_refinement(given).refine == given.refine
 
 
 def test_only_the_lengths_a_chain_uses_ask_for_a_diameter():

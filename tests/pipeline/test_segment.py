@@ -106,13 +106,18 @@ def test_stage_timings_are_booked_to_their_stage():
 
 def test_plan_is_a_flat_chain_from_the_method_tables():
     cfg = PipelineConfig()
+    cfg.refine.method = "components"
     assert [stage for stage, _ in plan(cfg)] == [
         "smooth", "threshold", "clean", "refine", "split", "label", "measure"
+    ]  # fmt: skip
+    assert [stage for stage, _ in plan(cfg, measure_diameter=True)] == [
+        "smooth", "threshold", "clean", "refine", "diameter", "split", "label", "measure"
     ]  # fmt: skip
     cfg.refine.method = "objects"
     assert [stage for stage, _ in plan(cfg)] == [
         "smooth", "threshold", "clean", "split", "refine", "split", "label", "measure"
     ]  # fmt: skip
+    assert plan(PipelineConfig()) == plan(cfg)  # auto: objects for a whole image
     cfg.split.method, cfg.refine.method = "none", "none"
     assert [stage for stage, _ in plan(cfg)] == [
         "smooth", "threshold", "clean", "label", "measure"

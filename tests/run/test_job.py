@@ -105,10 +105,14 @@ def test_save_labels_writes_one_tiff_per_image(make_config, tmp_path):
     assert sorted(p.name for p in (out / "labels").iterdir()) == [
         f"{r.image_id}.tif" for r in records
     ]
+    diameters = dict(
+        zip(*(Store(out).read_images(["image_id", "diameter"]).to_pydict().values()), strict=True)
+    )
     for record in records:
         saved = tifffile.imread(out / "labels" / f"{record.image_id}.tif")
-        expected = segment(tifffile.imread(record.path), cfg.pipeline).labels
-        assert saved.dtype == np.uint16 and np.array_equal(saved, expected)
+        expected = segment(tifffile.imread(record.path), cfg.pipeline)
+        assert saved.dtype == np.uint16 and np.array_equal(saved, expected.labels)
+        assert diameters[record.image_id] == expected.diameter  # the images column
 
 
 def test_pixel_size_adds_micrometre_columns(make_config, tmp_path):

@@ -26,7 +26,7 @@ from hpcseg.pipeline import bands, diameter
 from hpcseg.pipeline.grid import ChunkGrid
 from hpcseg.pipeline.sampling import Sampling
 from hpcseg.pipeline.segment import measured_diameter as measure_diameter
-from hpcseg.pipeline.segment import min_object_size, segment
+from hpcseg.pipeline.segment import min_object_size, segment, with_refinement
 from hpcseg.results import scratch
 from hpcseg.run.tile_tasks import TileJob, committed, float32_at_or_below
 from hpcseg.run.tiled import segment_tiled
@@ -321,15 +321,17 @@ def test_float32_cuts_decide_as_float64():
 
 def test_auto_diameter_is_measured_on_the_centre_chunk_then_tiled_as_given():
     """`diameter=auto`: the tiled mode measures the diameter once, on the centre chunk, fixes
-    every length with it, and the passes equal the whole image with that diameter given."""
+    every length with it (and `refine.method=auto` as components), and the passes equal the
+    whole image with that diameter and refinement given."""
     image = synthetic_frame(3, 0)[0][:300, :400]
     auto = load_config([]).pipeline
     grid = ChunkGrid(image.shape, (100, 130))
     pipeline, measured = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
     centre = grid.core((1, 1))
     assert measured == measure_diameter(image[centre], auto, WHOLE_PIXELS)
-    assert pipeline == diameter.resolve(auto, measured)
-    given = segment(image, replace(auto, diameter=str(measured)))
+    components = with_refinement(auto, tiled=True)  # auto: components when tiled
+    assert pipeline == diameter.resolve(components, measured)
+    given = segment(image, replace(components, diameter=str(measured)))
     one = assert_equal_to_one_shot(image, pipeline, (100, 130))
     np.testing.assert_array_equal(one.labels, given.labels)
     blog = load_config(["pipeline=blog2021"]).pipeline
