@@ -66,8 +66,19 @@ def test_zarr_and_bigtiff_tiled_equal_the_whole_image_run(mosaic, tmp_path):
     w = run_cli("dataset=tiff_glob", glob, "output.save_labels=true", f"output.dir={whole_out}",
                 f"pipeline.diameter={measured}", "pipeline.refine.method=components")  # fmt: skip
     assert w.returncode == 0, w.stderr
-    ignore = ("path", "input_bytes", "input_mtime_ns", "input_sha256", "mode", "n_chunks",
-              "chunk_grid", "background", "slurm_job_id", "file_pixel_size")  # fmt: skip
+    ignore = (
+        "path",
+        "input_bytes",
+        "input_mtime_ns",
+        "input_sha256",
+        "mode",
+        "n_chunks",
+        "chunk_grid",
+        "background",
+        "slurm_job_id",
+        "file_pixel_size",
+        "fingerprint",
+    )  # fmt: skip  (the whole run's config names its diameter)
     objects = stored_rows(whole_out, "objects")
     assert len(objects) > 100
     assert_rows_equal(stored_rows(zarr_out, "objects"), objects)  # 2 workers, Zarr

@@ -1,9 +1,9 @@
 """One image through the pipeline: a flat chain of stages picked from method tables.
 
 smooth → threshold → clean → [refine] → [diameter] → split → [refine → split] → label →
-measure. Which
-function runs at each step is looked up in the tables below by the config's method names, so a
-new method is a function plus a table entry. Every step's time is booked to its own stage.
+measure. Which function runs at each step is looked up in the tables below by the config's
+method names, so a new method is a function plus a table entry. Every step's time is booked to
+its own stage.
 
 The lengths a config leaves null come from the nucleus diameter (``hpcseg/pipeline/diameter.py``).
 With ``diameter=auto`` the chain first runs at the reference diameter, measures the diameter on
