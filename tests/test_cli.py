@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +39,10 @@ def test_default_job_prints_summary_and_writes_dataset(tmp_path):
     )
     images = Store(out).read_images().to_pylist()
     assert all(0 < r["f1_70"] <= 1 and r["n_true"] > 0 for r in images)
+    diameter = run["summary"]["diameter"]  # what diameter=auto decided, said in one line
+    assert diameter["images"] == 6 and 15 < diameter["median"] < 25
+    assert diameter["median"] == statistics.median(r["diameter"] for r in images)
+    assert f"nucleus diameter {diameter['median']:.1f} px (median over 6 images" in proc.stdout
     assert sum(r["tp_70"] for r in images) == accuracy["tp_70"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from hpcseg.results import evaluate
 from hpcseg.results.evaluate import SCORE_COUNT_COLUMNS
 from hpcseg.results.store import Store
@@ -12,12 +14,13 @@ def summarise(
     store: Store, ids: set[str], skipped: int, totals: RunTotals, wall: float, compute: float
 ) -> dict:
     """Totals over the dataset's images as stored (this run and earlier ones)."""
-    columns = ["image_id", "status", "n_objects", "mask_path", *SCORE_COUNT_COLUMNS]
+    columns = ["image_id", "status", "n_objects", "mask_path", "diameter", *SCORE_COUNT_COLUMNS]
     table = store.read_images(columns=columns)
     rows = table.to_pylist() if table is not None else []
     ok = [r for r in rows if r["image_id"] in ids and r["status"] == "ok"]
     processed = totals.n_ok + totals.n_failed
     scored = [r for r in ok if r["n_true"] is not None]
+    diameters = sorted(r["diameter"] for r in ok if r["diameter"] is not None)
     return {
         "accuracy": evaluate.pooled(ok),
         # images a run with ground truth could not score: no mask matched, or a mismatched one
@@ -28,6 +31,15 @@ def summarise(
         "images_ok": len(ok),
         "images_failed": len(ids) - len(ok),
         "objects": sum(r["n_objects"] for r in ok),
+        # the nucleus diameters (px) the images' lengths came from: what diameter=auto decided
+        "diameter": {
+            "median": float(statistics.median(diameters)),
+            "min": diameters[0],
+            "max": diameters[-1],
+            "images": len(diameters),
+        }
+        if diameters
+        else None,
         "processed_this_run": processed,
         "failed_this_run": totals.n_failed,
         "skipped_already_done": skipped,
@@ -45,6 +57,14 @@ def print_summary(s: dict, store: Store) -> None:
         f"({s['compute_seconds']:.1f} s on the cluster, {s['images_per_second']:.1f} images/s)",
         flush=True,
     )
+    d = s.get("diameter")
+    if d:
+        spread = f", {d['min']:.1f}-{d['max']:.1f}" if d["min"] != d["max"] else ""
+        print(
+            f"hpcseg: nucleus diameter {d['median']:.1f} px (median over {d['images']} images"
+            f"{spread}; pipeline.diameter sets it)",
+            flush=True,
+        )
     acc = s["accuracy"]
     if acc:
         print(
