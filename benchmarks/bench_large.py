@@ -14,13 +14,15 @@ region by region as a BigTIFF and as a Zarr array into --work, once, and reused 
    worker (its largest descendant process: the Dask workers; LocalCluster's nannies live in the
    driver), objects, chunks, tasks (the sum of n over the "<pass> done (n of m chunks run now)"
    log lines) and the seconds per pass (between the arrival of those lines).
-3. The many-images mode on 200 synthetic 520x696 frames (whole command, same workers): its pixel
+3. The many-images mode on 200 synthetic 520x696 frames (whole command, same workers, with
+   ``pipeline.refine.method=components``: the chain the tiled mode runs): its pixel
    rate, and the ratio tiled Mpx/s / many-images Mpx/s (target >= 0.8), both per second on the
    cluster (the summary line's "s on the cluster": start-up excluded on both sides; the whole
    command's ratio is printed too). ``--pairs N`` then runs N more alternating pairs (tiled
    Zarr, many-images) and prints their ratios and median: on a noisy machine one pair is not
    enough to say whether the target holds.
-4. Peer: the same algorithm one-shot in memory, ``segment(open_large(zarr).read(()), nuclei)`` in
+4. Peer: the same algorithm one-shot in memory, ``segment(open_large(zarr).read(()), nuclei)``
+   with the pipeline as the tiled runs fix it (``run.tiled_job.pipeline_for``), in
    its own process (capped at --cap s; skipped when size² x 40 bytes is over 70 % of the
    machine's memory); its object count is checked against the tiled one.
 5. Label + measure only (target: chunked within 2x of in memory), on one stored nuclei mask (the
@@ -270,11 +272,18 @@ def step_memory(args: argparse.Namespace) -> dict:
     """4: the whole-image nuclei pipeline on the whole mosaic in memory."""
     from hpcseg.config.compose import load_config
     from hpcseg.data.large import open_large
+    from hpcseg.pipeline.grid import ChunkGrid
+    from hpcseg.pipeline.sampling import Sampling
     from hpcseg.pipeline.segment import segment
+    from hpcseg.run.tiled_job import pipeline_for
 
-    cfg = load_config([]).pipeline
     t0 = time.perf_counter()
-    image = open_large(str(paths(args)["zarr"])).read(())
+    large = open_large(str(paths(args)["zarr"]))
+    # the pipeline as the tiled runs fix it: the per-component refinement, the diameter of
+    # the centre chunk
+    grid = ChunkGrid(large.shape, (args.chunk,) * len(large.shape))
+    cfg, _ = pipeline_for(load_config([]).pipeline, Sampling(), large, grid)
+    image = large.read(())
     t_read = time.perf_counter() - t0
     seg = segment(image, cfg)
     return {"seconds": time.perf_counter() - t0, "read": t_read,
@@ -525,7 +534,9 @@ def many_images(args: argparse.Namespace) -> Row:
     warm = watch(hpcseg_cmd(args, args.work / "out-many-warm", *dataset, "runner.dry_run=true"))
     if not warm.ok:  # generates the frames into the synthetic cache, outside the timed run
         raise RuntimeError(f"generating the frames: {warm.error()}")
-    run = watch(hpcseg_cmd(args, out, *dataset))
+    # the chain the tiled mode runs (the default's refine.method=auto is components there), so
+    # that the two rates compare the same work
+    run = watch(hpcseg_cmd(args, out, *dataset, "pipeline.refine.method=components"))
     if not run.ok:
         raise RuntimeError(run.error())
     s = summary_of(run, out)
