@@ -23,7 +23,9 @@ from hpcseg.pipeline.split import object_distance
 REFERENCE = 20.0  # pixels: the diameter the fixed lengths of `nuclei_v1` were tuned for
 ESTIMATE_FRACTION = 0.3  # refine.fraction of the mask the diameter is measured on
 STEPS_PER_DOUBLING = 6  # estimates are rounded to 20 x 2^(n/6): steps of 12 %
-_MICRONS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(um|µm)?\s*$")
+_MICRONS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(um|µm|μm)?\s*$")
+LIMITS = (5.0, 1000.0)  # pixels: the diameters the lengths are derived for (given or measured)
+MIN_OBJECTS = 5  # fewer objects than this: nothing to measure (the reference stands)
 
 
 def parse(text: str, pixel_size: float | None) -> float | None:
@@ -43,6 +45,11 @@ def parse(text: str, pixel_size: float | None) -> float | None:
                 f"pipeline.diameter={text} is in micrometres: set dataset.pixel_size too"
             )
         value /= pixel_size
+    if not LIMITS[0] <= value <= LIMITS[1]:
+        raise ValueError(
+            f"pipeline.diameter={text} is {value:g} pixels: it must be between {LIMITS[0]:g} "
+            f"and {LIMITS[1]:g} pixels"
+        )
     return value
 
 
@@ -116,8 +123,10 @@ def fill_pinholes(mask):
 
 
 def estimate(mask, spacing: tuple[float, ...] | None = None) -> float | None:
-    """Typical nucleus diameter in in-plane pixels from a foreground ``mask``; None if it has
-    no object wider than 3 pixels. Rounded by :func:`rounded`.
+    """Typical nucleus diameter in in-plane pixels from a foreground ``mask``, rounded by
+    :func:`rounded`; None when there is nothing to measure: fewer than :data:`MIN_OBJECTS`
+    objects, none wider than 3 pixels, or a diameter under :data:`LIMITS` (specks of noise, as an
+    empty field thresholded gives: under 5 px no nucleus is resolved).
 
     Each nucleus has a centre where its distance to the background peaks, at about its short
     semi-axis, also inside a clump (the peaks of touching nuclei stay apart). The estimate is
@@ -132,8 +141,7 @@ def estimate(mask, spacing: tuple[float, ...] | None = None) -> float | None:
     xp, ndi = be.xp, be.ndimage
     spacing = spacing or (1.0,) * mask.ndim
     components, n = ndi.label(fill_pinholes(mask > 0))
-
-    if n == 0:
+    if n < MIN_OBJECTS:
         return None
     distance = object_distance(components, 0.0, spacing)
     peaks = (distance == ndi.maximum_filter(distance, size=window(2, spacing))) & (distance >= 1.5)
@@ -142,4 +150,5 @@ def estimate(mask, spacing: tuple[float, ...] | None = None) -> float | None:
         return None
     weight = xp.cumsum(values.astype(xp.float64) ** 2)
     median = float(values[int(xp.searchsorted(weight, weight[-1] / 2))])
-    return rounded(2.0 * median)
+    measured = rounded(2.0 * median)
+    return measured if LIMITS[0] <= measured <= LIMITS[1] else None

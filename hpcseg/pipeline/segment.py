@@ -7,7 +7,7 @@ its own stage.
 
 The lengths a config leaves null come from the nucleus diameter (``hpcseg/pipeline/diameter.py``).
 With ``diameter=auto`` the chain first runs at the reference diameter, measures the diameter on
-the mask it got, and runs the steps before it again only if their lengths change with it.
+the mask it got, and runs the steps before it again only if the lengths they use change with it.
 """
 
 from __future__ import annotations
@@ -159,9 +159,11 @@ def _estimate_mask(s: _State) -> Any:
 
 
 def _diameter(s: _State) -> None:
-    """Measure the diameter on the mask so far and derive the lengths from it. When the
-    smoothing, the refinement windows or a smaller size filter change with it, the steps before
-    run again with them; a larger size filter is applied to the mask as it is."""
+    """Measure the diameter on the mask so far and derive the lengths from it. When a length
+    the steps before used changes with it (the smoothing, a per-component refinement's windows
+    or size filter, a smaller size filter), they run again with it; a larger size filter with
+    no refinement before is applied to the mask as it is (the same). So the result is the one
+    the measured diameter gives when set by hand; the re-run's time goes to its stages."""
     measured = diameter.estimate(_estimate_mask(s), s.spacing)
     if measured is None:  # no foreground: the reference lengths stand
         return
@@ -170,11 +172,15 @@ def _diameter(s: _State) -> None:
     before, used_size = s.cfg, s.min_size
     s.cfg = resolved
     s.min_size = min_object_size(resolved, s.image.ndim, s.sampling)
-    if (resolved.smooth, resolved.refine) != (before.smooth, before.refine) or (
-        s.min_size < used_size
+    refined = bool(REFINE_BEFORE_SPLIT[resolved.refine.method])
+    smoothed = str(resolved.smooth.method) != "none"
+    if (
+        (smoothed and resolved.smooth != before.smooth)
+        or (refined and (resolved.refine != before.refine or s.min_size != used_size))
+        or s.min_size < used_size
     ):
         s.again = _early_steps(resolved)
-    elif s.min_size > used_size:  # a larger size filter: applied to the mask as it is
+    elif s.min_size > used_size:  # no refinement yet: the same as filtering in clean
         s.mask = clean.remove_small(s.mask, s.min_size, resolved.label.connectivity)
 
 
@@ -241,7 +247,8 @@ def plan(cfg: PipelineConfig, measure_diameter: bool = False) -> list[Step]:
 
 
 def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -> Segmentation:
-    """smooth → threshold → clean → split → label → measure for one 2-D frame or 3-D stack.
+    """smooth → threshold → clean → [refine] → [diameter] → split → [refine → split] → label →
+    measure for one 2-D frame or 3-D stack (the chain ``cfg``'s methods pick).
 
     ``sampling`` (µm per pixel, µm between planes) scales every length of a z-stack's stages to
     its voxel spacing, turns the µm size filters into pixels and adds the µm columns.

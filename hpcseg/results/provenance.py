@@ -22,6 +22,7 @@ ROW_KEYS = ("pixel_size", "ndim", "z_step", "channel", "metadata_regex")
 # (and ``backend``: where the stages run, recorded per image in the images table's backend
 # column, so a folder begun on CPU nodes can be resumed on GPU nodes)
 ACCEPTANCE_KEYS = ("require_integer_input", "backend")
+MODE_KEYS = ("name", "chunk_size", "chunk_planes", "tile_above")  # what decides a mode's rows
 
 PACKAGES = (
     "numpy",
@@ -59,7 +60,11 @@ def run_fingerprint(resolved: dict) -> str:
     pipeline = {k: v for k, v in resolved["pipeline"].items() if k not in ACCEPTANCE_KEYS}
     geometry = {k: resolved["dataset"].get(k) for k in ROW_KEYS[:3]}
     columns = {k: resolved["dataset"].get(k) for k in ROW_KEYS[3:]}
-    return fingerprint({**pipeline, **geometry, **{k: v for k, v in columns.items() if v}})
+    # the mode decides rows too: refine.method=auto and diameter=auto run differently on whole
+    # images and on chunks (which chunks are sampled)
+    mode = {k: v for k, v in (resolved.get("mode") or {}).items() if k in MODE_KEYS}
+    rows = {**pipeline, **geometry, **{k: v for k, v in columns.items() if v}}
+    return fingerprint({**rows, "mode": mode} if mode else rows)
 
 
 def file_metadata(

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,9 @@ from skimage.segmentation import find_boundaries
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.data.reader import read_image, read_mask
 from hpcseg.errors import ImageError, UserError
+from hpcseg.pipeline import diameter
 from hpcseg.pipeline.sampling import Sampling
-from hpcseg.pipeline.segment import segment
+from hpcseg.pipeline.segment import segment, with_refinement
 from hpcseg.results.store import Store
 
 
@@ -69,9 +71,16 @@ def overlay(image: np.ndarray, predicted: np.ndarray, truth: np.ndarray | None) 
     return rgb
 
 
-def _pipeline_of(run: dict):
+def _pipeline_of(run: dict, row: dict) -> PipelineConfig:
+    """The pipeline that made ``row``: the run's, with the image's own diameter and (tiled
+    rows) the tiled refinement; a run from before the diameter keeps its fixed lengths."""
     merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), run["config"]["pipeline"])
-    return OmegaConf.to_object(merged)
+    cfg = with_refinement(OmegaConf.to_object(merged), tiled=row.get("mode") == "tiled")
+    if "diameter" not in run["config"]["pipeline"]:  # its lengths were the reference's
+        return diameter.resolve(cfg, diameter.REFERENCE, run["config"]["dataset"].get("ndim", 2))
+    if row.get("diameter") is not None:
+        return replace(cfg, diameter=repr(float(row["diameter"])))
+    return cfg
 
 
 class ReportError(UserError):
@@ -230,7 +239,6 @@ def _overlay_picks(rows: list[dict], n: int) -> list[tuple[str, dict]]:
 def _overlays(folder: Path, picks: list[tuple[str, dict]], run: dict) -> list[str]:
     """QC overlays at native resolution (enlarged by whole pixels to at least
     MIN_OVERLAY_SIDE), with a caption band above the image; their file names."""
-    pipeline = _pipeline_of(run)
     dataset = run["config"]["dataset"]
     ndim = dataset.get("ndim", 2)
     sampling = Sampling(dataset.get("pixel_size") or None, dataset.get("z_step") or None)
@@ -243,7 +251,7 @@ def _overlays(folder: Path, picks: list[tuple[str, dict]], run: dict) -> list[st
             raise ReportError(
                 f"input image {row['path']} (image {row['image_id']}): {exc}"
             ) from None
-        predicted = segment(image, pipeline, sampling).labels
+        predicted = segment(image, _pipeline_of(run, row), sampling).labels
         plane = ""
         if ndim == 3:  # the plane with the most object voxels
             z = int(np.argmax((predicted > 0).sum(axis=(1, 2))))

@@ -38,6 +38,7 @@ IMAGE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("file_pixel_size", pa.float64()),  # µm per pixel as the file declares it (OME, TIFF tags)
     ("threshold", pa.float64()),
     ("diameter", pa.float64()),  # the nucleus diameter (px) the pipeline's lengths came from
+    # (seconds_diameter: measuring it; the steps it ran again are booked to their own stages)
     ("area_total", pa.int64()),
     ("area_mean", pa.float64()),
     ("background", pa.float64()),

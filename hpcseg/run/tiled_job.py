@@ -46,22 +46,47 @@ def chunk_shape(ndim: int, chunk_size: int, chunk_planes: int, shape: tuple[int,
     return tuple(min(w, s) for w, s in zip(want, shape, strict=True))
 
 
+SAMPLE_SIDE, SAMPLE_PLANES = 1024, 32  # the most of a sampled chunk read to measure a diameter
+
+
+def sample_regions(grid: ChunkGrid) -> list[tuple[slice, ...]]:
+    """Where ``diameter=auto`` is measured on a tiled image: the middle of the centre chunk and
+    of the chunks at a quarter and three quarters of each in-plane axis (up to 5 places, each
+    at most SAMPLE_SIDE pixels a side and SAMPLE_PLANES planes), so an empty middle of a slide
+    does not decide alone and the driver never reads more than a few frames' worth."""
+    counts = grid.counts
+    picks = [tuple(n // 2 for n in counts)]
+    for axis in range(grid.ndim - 2, grid.ndim):
+        for at in (counts[axis] // 4, (3 * counts[axis]) // 4):
+            picks.append(tuple(at if a == axis else n // 2 for a, n in enumerate(counts)))
+    limits = (SAMPLE_PLANES, SAMPLE_SIDE, SAMPLE_SIDE)[-grid.ndim :]
+    regions = []
+    for index in dict.fromkeys(picks):  # unique, in order
+        crop = []
+        for s, limit in zip(grid.core(index), limits, strict=True):
+            start = s.start + max(s.stop - s.start - limit, 0) // 2
+            crop.append(slice(start, min(start + limit, s.stop)))
+        regions.append(tuple(crop))
+    return regions
+
+
 def pipeline_for(
     cfg: PipelineConfig, sampling: Sampling, image, grid: ChunkGrid
 ) -> tuple[PipelineConfig, float | None]:
-    """The pipeline with every length it uses fixed for this image (and ``refine.method=auto``
-    as the tiled mode runs it: components), and the diameter they came from (None: the config
-    fixes them all). ``diameter=auto`` is measured once, on the chunk at
-    the centre of the image (a worker never holds the whole image), as the many-images mode
-    measures a whole frame; the passes then run with those lengths."""
+    """The pipeline with every length fixed for this image (and ``refine.method=auto`` as the
+    tiled mode runs it: components), and the diameter they came from (None: the config fixes
+    them all, or nothing was found to measure). ``diameter=auto`` is measured once per image,
+    as the many-images mode measures a whole frame, on the :func:`sample_regions` (a worker
+    never holds the whole image): the lower median of what they measure."""
     cfg = with_refinement(cfg, tiled=True)
     if not diameter.needs(cfg):
-        return cfg, None
+        return diameter.resolve(cfg, diameter.REFERENCE, grid.ndim), None
     given = diameter.parse(cfg.diameter, sampling.pixel_size)
     if given is None:
-        centre = grid.core(tuple(n // 2 for n in grid.counts))
-        given = measured_diameter(image.read(centre), cfg, sampling) or diameter.REFERENCE
-    return diameter.resolve(cfg, given, grid.ndim), given
+        found = [measured_diameter(image.read(r), cfg, sampling) for r in sample_regions(grid)]
+        found = sorted(d for d in found if d is not None)
+        given = found[(len(found) - 1) // 2] if found else None  # one of the grid's values
+    return diameter.resolve(cfg, given or diameter.REFERENCE, grid.ndim), given
 
 
 def _score(record: ImageRecord, job: TileJob, result: TiledSegmentation, max_pixels: int) -> dict:

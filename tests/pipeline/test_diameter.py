@@ -60,11 +60,16 @@ def test_balls_in_an_anisotropic_stack():
     """Planes 2 pixels apart: a ball of radius 8 px spans 4 planes either side."""
     zz, yy, xx = np.ogrid[:24, :64, :64]
     ball = ((zz - 12) * 2.0) ** 2 + (yy - 32) ** 2 + (xx - 32) ** 2 <= 8**2
-    assert diameter.estimate(ball, (2.0, 1.0, 1.0)) == diameter.rounded(16)
+    balls = np.concatenate([ball] * 5, axis=2)  # 5 balls in a row
+    assert diameter.estimate(balls, (2.0, 1.0, 1.0)) == diameter.rounded(16)
 
 
 def test_nothing_to_measure():
     assert diameter.estimate(np.zeros((50, 50), bool)) is None
+    assert diameter.estimate(disks(10, shape=(40, 60))) is None  # 2 nuclei: too few to say
+    noise = np.random.default_rng(0).poisson(110, (520, 696)).astype(np.uint16)
+    result = segment(noise, AUTO)  # specks of a thresholded empty field are no nuclei
+    assert result.diameter is None and measured_diameter(noise, AUTO) is None
     line = np.zeros((5, 50), bool)
     line[2, 3:-3] = True
     assert diameter.estimate(line) is None  # nothing 3 px wide
@@ -121,9 +126,13 @@ def test_parse():
     assert diameter.parse("24", None) == 24.0
     assert diameter.parse("7.5um", 0.5) == 15.0
     assert diameter.parse("7.5 µm", 0.25) == 30.0
+    assert diameter.parse("7.5μm", 0.25) == 30.0  # the Greek mu too
     for bad in ("big", "0", "-3", "um"):
         with pytest.raises(ValueError, match="must be auto"):
             diameter.parse(bad, 0.5)
+    for out_of_range in ("3", "5000", "0.2um"):
+        with pytest.raises(ValueError, match="must be between 5 and 1000 pixels"):
+            diameter.parse(out_of_range, 0.1)
     with pytest.raises(ValueError, match=r"dataset\.pixel_size"):
         diameter.parse("7um", None)
 

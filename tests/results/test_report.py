@@ -126,3 +126,22 @@ def test_plots_use_microns_when_the_pixel_size_is_known():
     assert (size, label) == ("area_um2", "area (µm²)")
     assert features["centroid-0"] == ("centroid-0_um", "centroid y (µm)")
     assert _units(pa.table({"volume_um3": [1.0]}), 3)[1] == "volume (µm³)"
+
+
+def test_overlays_redraw_each_image_with_the_pipeline_that_made_it():
+    """The image's own diameter, the tiled refinement for tiled rows, and a run from before
+    the diameter (no `diameter` key) with its fixed lengths."""
+    from hpcseg.config.compose import load_config
+    from hpcseg.config.schemas import as_plain
+    from hpcseg.results.report import _pipeline_of
+
+    run = {"config": as_plain(load_config([]))}
+    whole = _pipeline_of(run, {"mode": "images", "diameter": 35.6})
+    assert (whole.diameter, str(whole.refine.method)) == ("35.6", "objects")
+    assert str(_pipeline_of(run, {"mode": "tiled", "diameter": None}).refine.method) == "components"
+    old = as_plain(load_config(["pipeline=nuclei_v1"]))
+    del old["pipeline"]["diameter"]
+    for key in ("margin", "window"):
+        del old["pipeline"]["refine"][key]
+    legacy = _pipeline_of({"config": old}, {"mode": "images", "diameter": None})
+    assert (legacy.refine.margin, legacy.refine.window, legacy.split.min_distance) == (3, 31, 4)

@@ -95,3 +95,6 @@ def test_the_fingerprint_covers_rows_and_columns_but_not_acceptance(make_config,
     assert fp(*glob, "dataset.metadata_regex='(?P<well>[a-z])_'") != base  # columns
     assert fp(*glob, "dataset.pixel_size=0.5") != base  # µm columns
     assert fp(*glob, "pipeline.split.min_distance=5") != base  # rows
+    # the mode: refine.method=auto and diameter=auto run another chain on chunks
+    assert fp(*glob, "mode=tiled") != base
+    assert fp(*glob, "mode=tiled", "mode.chunk_size=1024") != fp(*glob, "mode=tiled")

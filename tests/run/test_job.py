@@ -77,7 +77,7 @@ def test_parts_carry_config_and_versions(make_config, tmp_path):
         # stages run) and the geometry
         left_out = ("require_integer_input", "backend")
         pipeline = {k: v for k, v in plain["pipeline"].items() if k not in left_out}
-        expected = fingerprint({**pipeline, **geometry})
+        expected = fingerprint({**pipeline, **geometry, "mode": {"name": "images"}})
         assert meta[b"hpcseg.fingerprint"] == expected.encode()
     import json
 

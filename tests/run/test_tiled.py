@@ -30,7 +30,7 @@ from hpcseg.pipeline.segment import min_object_size, segment, with_refinement
 from hpcseg.results import scratch
 from hpcseg.run.tile_tasks import TileJob, committed, float32_at_or_below
 from hpcseg.run.tiled import segment_tiled
-from hpcseg.run.tiled_job import pipeline_for
+from hpcseg.run.tiled_job import pipeline_for, sample_regions
 
 # the default chain with its lengths fixed (as the tiled mode fixes them per image before the
 # passes: tiled_job.pipeline_for); `diameter=auto` is tested on its own below
@@ -319,20 +319,38 @@ def test_float32_cuts_decide_as_float64():
     assert not np.array_equal(values > np.tile(near, 3), expected)
 
 
-def test_auto_diameter_is_measured_on_the_centre_chunk_then_tiled_as_given():
-    """`diameter=auto`: the tiled mode measures the diameter once, on the centre chunk, fixes
-    every length with it (and `refine.method=auto` as components), and the passes equal the
-    whole image with that diameter and refinement given."""
-    image = synthetic_frame(3, 0)[0][:300, :400]
+def test_auto_diameter_is_measured_on_samples_then_tiled_as_given():
+    """`diameter=auto`: the tiled mode measures the diameter once, on up to 5 sampled chunks
+    (the lower median), fixes every length with it (and `refine.method=auto` as components),
+    and the passes equal the whole image with that diameter and refinement given."""
+    image = synthetic_frame(3, 0)[0]  # 520 x 696: enough nuclei in each sample
     auto = load_config([]).pipeline
-    grid = ChunkGrid(image.shape, (100, 130))
+    grid = ChunkGrid(image.shape, (180, 240))
     pipeline, measured = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
-    centre = grid.core((1, 1))
-    assert measured == measure_diameter(image[centre], auto, WHOLE_PIXELS)
+    regions = sample_regions(grid)
+    assert len(regions) == 5 and regions[0] == grid.core((1, 1))  # the centre of 3 x 3
+    found = sorted(
+        d for r in regions if (d := measure_diameter(image[r], auto, WHOLE_PIXELS)) is not None
+    )
+    assert found and measured == found[(len(found) - 1) // 2]
     components = with_refinement(auto, tiled=True)  # auto: components when tiled
     assert pipeline == diameter.resolve(components, measured)
     given = segment(image, replace(components, diameter=str(measured)))
-    one = assert_equal_to_one_shot(image, pipeline, (100, 130))
+    one = assert_equal_to_one_shot(image, pipeline, (180, 240))
     np.testing.assert_array_equal(one.labels, given.labels)
     blog = load_config(["pipeline=blog2021"]).pipeline
-    assert pipeline_for(blog, WHOLE_PIXELS, InMemory(image), grid) == (blog, None)
+    fixed, none = pipeline_for(blog, WHOLE_PIXELS, InMemory(image), grid)
+    assert none is None and fixed.smooth == blog.smooth and fixed.clean == blog.clean
+
+
+def test_an_empty_middle_does_not_decide_the_diameter():
+    """A slide whose centre chunk is empty glass (camera noise): the other samples decide."""
+    frame = synthetic_frame(3, 0)[0][:300, :390]
+    image = np.tile(frame, (3, 3))
+    glass = np.random.default_rng(0).poisson(110, frame.shape).astype(frame.dtype)
+    image[300:600, 390:780] = glass
+    grid = ChunkGrid(image.shape, (300, 390))
+    auto = load_config([]).pipeline
+    assert measure_diameter(glass, auto, WHOLE_PIXELS) is None  # noise: nothing to measure
+    _, measured = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
+    assert measured == measure_diameter(frame[:300, :390], auto, WHOLE_PIXELS)
