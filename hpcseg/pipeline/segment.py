@@ -51,6 +51,7 @@ class _State:
     min_size: int
     given: PipelineConfig | None = None  # the config before its null lengths were derived
     diameter: float | None = None
+    measure_diameter: bool = False  # diameter=auto and a length is left to it
     seconds: dict[str, float] = field(default_factory=dict)
     again: list = field(default_factory=list)  # steps a step asked to run again, next
     smoothed: Any = None
@@ -165,7 +166,7 @@ def _diameter(s: _State) -> None:
     no refinement before is applied to the mask as it is (the same). So the result is the one
     the measured diameter gives when set by hand; the re-run's time goes to its stages."""
     measured = diameter.estimate(_estimate_mask(s), s.spacing)
-    if measured is None:  # no foreground: the reference lengths stand
+    if measured is None:  # nothing to measure: the reference lengths stand
         return
     s.diameter = measured
     resolved = diameter.resolve(s.given, measured, s.image.ndim)
@@ -254,8 +255,7 @@ def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -
     its voxel spacing, turns the µm size filters into pixels and adds the µm columns.
     """
     state = _start(image, cfg, sampling or Sampling())
-    auto = diameter.needs(cfg) and state.diameter is None
-    _run(state, plan(state.cfg, auto))
+    _run(state, plan(state.cfg, state.measure_diameter))
     return Segmentation(
         state.labels, state.objects, state.seconds, state.threshold, state.summary, state.diameter
     )
@@ -274,7 +274,8 @@ def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
     """The state before the first step: ``cfg`` with its null lengths from the diameter it
     gives, or from the reference diameter until one is measured."""
     cfg = with_refinement(cfg)
-    given = diameter.parse(cfg.diameter, sampling.pixel_size) if diameter.needs(cfg) else None
+    needed = diameter.needs(cfg)
+    given = diameter.parse(cfg.diameter, sampling.pixel_size) if needed else None
     resolved = diameter.resolve(cfg, given or diameter.REFERENCE, image.ndim)
     return _State(
         image=image,
@@ -284,6 +285,7 @@ def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
         min_size=min_object_size(resolved, image.ndim, sampling),
         given=cfg,
         diameter=given,
+        measure_diameter=needed and given is None,
         seconds=dict.fromkeys(STAGES, 0.0),
     )
 
