@@ -16,7 +16,6 @@ from dataclasses import replace
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.clean import fill_holes
-from hpcseg.pipeline.label import label_sizes
 from hpcseg.pipeline.sampling import window
 from hpcseg.pipeline.split import object_distance
 
@@ -112,14 +111,7 @@ def fill_pinholes(mask):
     """``mask`` with its holes of at most :data:`PINHOLE` pixels filled: the specks of texture
     and noise inside a nucleus, which would shorten its distances to the background. Larger
     holes stay: the gaps a refinement opened between nuclei of a confluent sheet are edges."""
-    be = backend_of(mask)
-    holes = fill_holes(mask) & ~mask
-    if not holes.any():
-        return mask
-    pieces, _ = be.ndimage.label(holes)
-    small = label_sizes(pieces) <= PINHOLE
-    small[0] = False
-    return mask | small[pieces]
+    return fill_holes(mask, PINHOLE)
 
 
 def estimate(mask, spacing: tuple[float, ...] | None = None) -> float | None:

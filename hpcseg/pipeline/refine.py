@@ -27,6 +27,24 @@ def local_background(intensity, background, size: int | tuple[int, ...]):
     return xp.where(norm > 1e-3, level / xp.maximum(norm, 1e-3), fallback)
 
 
+def background_level(
+    intensity,
+    foreground,
+    spacing: tuple[float, ...] | None = None,
+    margin: int = 3,
+    window: int = 31,
+):
+    """The local background level :func:`refine_objects` cuts from: the mean of the pixels more
+    than ``margin`` from the ``foreground`` in a ``window`` around each pixel (in-plane pixels;
+    fewer planes along a coarser z, by ``spacing``). It depends on the objects' union only, so
+    cuts of different labellings of one mask can share it."""
+    ndi = backend_of(foreground).ndimage
+    spacing = spacing or (1.0,) * foreground.ndim
+    # a box dilation, O(1) per pixel
+    near = ndi.maximum_filter(foreground, size=window_size(margin, spacing))
+    return local_background(intensity, ~near, window_size(window // 2, spacing))
+
+
 def refine_objects(
     intensity,
     labels,
@@ -34,20 +52,19 @@ def refine_objects(
     spacing: tuple[float, ...] | None = None,
     margin: int = 3,
     window: int = 31,
+    level_map=None,
 ):
     """``labels`` with each object cut at its own fractional-height threshold. ``margin`` and
-    ``window`` are in in-plane pixels (fewer planes along a coarser z, by ``spacing``)."""
+    ``window`` are in in-plane pixels (fewer planes along a coarser z, by ``spacing``);
+    ``level_map``: :func:`background_level` of ``labels > 0`` with them, if already at hand."""
     be = backend_of(labels)
-    xp, ndi = be.xp, be.ndimage
+    xp = be.xp
     n = int(labels.max()) if labels.size else 0
     if n == 0:
         return labels.copy()
     foreground = labels > 0
-    spacing = spacing or (1.0,) * labels.ndim
-    # a box dilation, O(1) per pixel
-    near = ndi.maximum_filter(foreground, size=window_size(margin, spacing))
-    background = ~near
-    level_map = local_background(intensity, background, window_size(window // 2, spacing))
+    if level_map is None:
+        level_map = background_level(intensity, foreground, spacing, margin, window)
     idx = xp.flatnonzero(foreground)
     lab = labels.ravel()[idx]
     values = intensity.ravel()[idx].astype(xp.float64)

@@ -60,6 +60,7 @@ class _State:
     threshold: float | None = None
     objects: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    background: tuple | None = None  # the last refine background level and what it came from
 
 
 FRACTIONS = {"components": 0.3, "objects": 0.4}  # refine.fraction's default, tuned per method
@@ -119,7 +120,10 @@ def _cut(s: _State, objects: Any) -> None:
     """Each object at its own threshold (no hole filling after: it would fill the gaps the
     refinement opened between nuclei)."""
     c = s.cfg.refine
-    refined = refine.refine_objects(s.smoothed, objects, c.fraction, s.spacing, c.margin, c.window)
+    level = _background_level(s, objects > 0)
+    refined = refine.refine_objects(
+        s.smoothed, objects, c.fraction, s.spacing, c.margin, c.window, level
+    )
     refined = refined > 0
     s.mask = clean.remove_small(refined, s.min_size, s.cfg.label.connectivity)
     s.labels = None
@@ -156,7 +160,27 @@ def _estimate_mask(s: _State) -> Any:
     c = s.cfg.refine
     components = label.connected_components(s.mask, s.cfg.label.connectivity)
     fraction = diameter.ESTIMATE_FRACTION
-    return refine.refine_objects(s.smoothed, components, fraction, s.spacing, c.margin, c.window)
+    level = _background_level(s, s.mask)
+    return refine.refine_objects(
+        s.smoothed, components, fraction, s.spacing, c.margin, c.window, level
+    )
+
+
+def _background_level(s: _State, foreground: Any) -> Any:
+    """:func:`hpcseg.pipeline.refine.background_level` of ``foreground`` at the current lengths,
+    computed once for the diameter estimate's cut and the per-object cut: they see the same
+    union of objects (a split's objects cover its mask's components) unless a step between them
+    changed it, which the comparison catches."""
+    c = s.cfg.refine
+    key = (c.margin, c.window)
+    if s.background is not None:
+        smoothed, used, union, level = s.background
+        same = backend_of(foreground).xp.array_equal(union, foreground)
+        if smoothed is s.smoothed and used == key and same:
+            return level
+    level = refine.background_level(s.smoothed, foreground, s.spacing, c.margin, c.window)
+    s.background = (s.smoothed, key, foreground, level)
+    return level
 
 
 def _diameter(s: _State) -> None:

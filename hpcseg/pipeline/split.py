@@ -6,7 +6,9 @@ from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.sampling import per_axis, window
 
 
-def object_distance(components, smoothing: float, spacing: tuple[float, ...] | None = None):
+def object_distance(
+    components, smoothing: float, spacing: tuple[float, ...] | None = None, boxes=None
+):
     """Each pixel's Euclidean distance (in in-plane pixels, through the voxel ``spacing``) to the
     edge of its own component, lightly smoothed.
 
@@ -14,7 +16,8 @@ def object_distance(components, smoothing: float, spacing: tuple[float, ...] | N
     cost follows the objects, not the frame. A batched backend (a GPU) takes one distance
     transform of the whole foreground instead: the same wherever no two components touch
     diagonally (they cannot under ``connectivity=2``; near such a contact the other component
-    does not count as background, so distances there can come out larger).
+    does not count as background, so distances there can come out larger). ``boxes``: the
+    components' ``find_objects``, if already at hand.
     """
     be = backend_of(components)
     ndi = be.ndimage
@@ -23,7 +26,8 @@ def object_distance(components, smoothing: float, spacing: tuple[float, ...] | N
         distance = ndi.distance_transform_edt(inside, sampling=spacing).astype(be.xp.float32)
     else:
         distance = be.xp.zeros(components.shape, be.xp.float32)
-        for index, box in enumerate(ndi.find_objects(components), start=1):
+        boxes = ndi.find_objects(components) if boxes is None else boxes
+        for index, box in enumerate(boxes, start=1):
             if box is None:
                 continue
             padded = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
@@ -43,16 +47,18 @@ def landscape_map(
     smoothing: float,
     spacing: tuple[float, ...],
     intensity=None,
+    boxes=None,
 ):
     """What the watershed climbs: each nucleus should be one hill.
 
     ``distance``: the distance to the object's edge (shape: round nuclei pinched where they
     touch); ``intensity``: the (smoothed) brightness inside objects (nuclei brightest at their
     centres, darker where they touch); ``distance_intensity``: their product, with the
-    brightness scaled to each object's maximum (both cues at once).
+    brightness scaled to each object's maximum (both cues at once). ``boxes``: the
+    components' ``find_objects``, if already at hand.
     """
     if kind == "distance":
-        return object_distance(components, smoothing, spacing)
+        return object_distance(components, smoothing, spacing, boxes)
     if intensity is None:
         raise ValueError(f"the '{kind}' landscape needs the intensity image")
     be = backend_of(components)
@@ -68,7 +74,7 @@ def landscape_map(
     peak = ndi.maximum(bright, components, xp.arange(components.max() + 1))
     peak = xp.asarray(peak, xp.float32)
     peak[0] = 1.0
-    return object_distance(components, smoothing, spacing) * (bright / peak[components])
+    return object_distance(components, smoothing, spacing, boxes) * (bright / peak[components])
 
 
 def watershed_split(
@@ -96,7 +102,8 @@ def watershed_split(
     if n == 0:
         return components
     spacing = spacing or (1.0,) * mask.ndim
-    height = landscape_map(landscape, components, smoothing, spacing, intensity)
+    boxes = None if be.batched else ndi.find_objects(components)
+    height = landscape_map(landscape, components, smoothing, spacing, intensity, boxes)
     # seeds: pixels that are the maximum of their window of min_distance either side (fewer
     # planes along a coarser z); a plateau of equal maxima is one seed
     size = window(min_distance, spacing)
@@ -112,7 +119,7 @@ def watershed_split(
     seeds_per_component = xp.bincount(owner, minlength=n + 1)
     labels = components.astype(xp.int32)
     next_label = n + 1
-    for index, box in enumerate(ndi.find_objects(components), start=1):
+    for index, box in enumerate(boxes, start=1):
         if box is None or seeds_per_component[index] < 2:
             continue
         own = components[box] == index

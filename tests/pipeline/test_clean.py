@@ -26,3 +26,15 @@ def test_fill_holes_and_remove_small():
 @given(mask=arrays(bool, st.tuples(st.integers(1, 30), st.integers(1, 30))))
 def test_fill_holes_equals_scipy(mask):
     assert np.array_equal(clean.fill_holes(mask), ndi.binary_fill_holes(mask))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    mask=arrays(bool, st.tuples(st.integers(1, 30), st.integers(1, 30))),
+    max_size=st.integers(0, 20),
+)
+def test_fill_holes_up_to_a_size_fills_exactly_the_small_holes(mask, max_size):
+    holes, _ = ndi.label(ndi.binary_fill_holes(mask) & ~mask)
+    sizes = np.bincount(holes.ravel())
+    small = (sizes <= max_size)[holes] & (holes > 0)
+    assert np.array_equal(clean.fill_holes(mask, max_size), mask | small)

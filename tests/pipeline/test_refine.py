@@ -22,3 +22,33 @@ def test_refine_cuts_each_object_at_its_own_height():
         inner = np.zeros_like(labels, bool)
         inner[disk(centre, 8)] = True
         assert np.array_equal(refined == index, inner)  # the same cut, 10x apart in brightness
+
+
+def test_a_shared_background_level_gives_the_same_cut():
+    from hpcseg.data.synthetic import synthetic_frame
+    from hpcseg.pipeline.label import connected_components
+    from hpcseg.pipeline.refine import background_level, refine_objects
+
+    image = synthetic_frame(3, 0)[0].astype(np.float32)
+    labels = connected_components(image > np.percentile(image, 90))
+    level = background_level(image, labels > 0, None, 4, 41)
+    expected = refine_objects(image, labels, 0.3, None, 4, 41)
+    assert np.array_equal(refine_objects(image, labels, 0.3, None, 4, 41, level), expected)
+    assert not np.array_equal(refine_objects(image, labels, 0.3, None, 2, 11), expected)
+
+
+def test_the_default_chain_computes_the_background_level_once(monkeypatch):
+    """The diameter estimate's cut and the per-object cut share one background level (the
+    split's objects cover the mask's components); a changed union is recomputed."""
+    from hpcseg.config.compose import load_config
+    from hpcseg.data.synthetic import synthetic_frame
+    from hpcseg.pipeline import refine
+    from hpcseg.pipeline.segment import segment
+
+    calls = []
+    original = refine.background_level
+    monkeypatch.setattr(refine, "background_level", lambda *a: calls.append(1) or original(*a))
+    cfg = load_config(["pipeline=nuclei"]).pipeline
+    result = segment(synthetic_frame(3, 0)[0], cfg)
+    assert result.diameter == 20.0 and len(result.objects["area"]) > 20
+    assert len(calls) == 1
