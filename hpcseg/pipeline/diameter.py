@@ -61,6 +61,8 @@ def needs(cfg: PipelineConfig) -> bool:
         used += [cfg.split.min_distance, cfg.split.smoothing]
     if str(cfg.refine.method) != "none":
         used += [cfg.refine.margin, cfg.refine.window]
+    if str(cfg.refine.method) == "objects":
+        used.append(cfg.refine.peak_smoothing)
     return None in used
 
 
@@ -89,6 +91,7 @@ def resolve(cfg: PipelineConfig, diameter: float, ndim: int = 2) -> PipelineConf
             cfg.refine,
             margin=given(cfg.refine.margin, max(1, _round(3 * k))),
             window=given(cfg.refine.window, 2 * max(1, _round(15 * k)) + 1),
+            peak_smoothing=given(cfg.refine.peak_smoothing, 2.0 * k if ndim == 2 else 0.0),
         ),
     )
 

@@ -53,10 +53,13 @@ def refine_objects(
     margin: int = 3,
     window: int = 31,
     level_map=None,
+    bright=None,
 ):
     """``labels`` with each object cut at its own fractional-height threshold. ``margin`` and
     ``window`` are in in-plane pixels (fewer planes along a coarser z, by ``spacing``);
-    ``level_map``: :func:`background_level` of ``labels > 0`` with them, if already at hand."""
+    ``level_map``: :func:`background_level` of ``labels > 0`` with them, if already at hand;
+    ``bright``: the image each object's bright level is measured on (default ``intensity``,
+    which the cut applies to)."""
     be = backend_of(labels)
     xp = be.xp
     n = int(labels.max()) if labels.size else 0
@@ -68,10 +71,11 @@ def refine_objects(
     idx = xp.flatnonzero(foreground)
     lab = labels.ravel()[idx]
     values = intensity.ravel()[idx].astype(xp.float64)
+    measured = values if bright is None else bright.ravel()[idx].astype(xp.float64)
     counts = xp.maximum(xp.bincount(lab, minlength=n + 1), 1)
-    mean = xp.bincount(lab, weights=values, minlength=n + 1) / counts
+    mean = xp.bincount(lab, weights=measured, minlength=n + 1) / counts
     spread = xp.sqrt(
-        xp.maximum(xp.bincount(lab, weights=values**2, minlength=n + 1) / counts - mean**2, 0)
+        xp.maximum(xp.bincount(lab, weights=measured**2, minlength=n + 1) / counts - mean**2, 0)
     )
     peak = mean + 1.28 * spread
     level = xp.bincount(lab, weights=level_map.ravel()[idx], minlength=n + 1) / counts

@@ -116,13 +116,14 @@ def _clean(s: _State) -> None:
     s.mask = clean.remove_small(s.mask, s.min_size, s.cfg.label.connectivity)
 
 
-def _cut(s: _State, objects: Any) -> None:
+def _cut(s: _State, objects: Any, bright: Any = None) -> None:
     """Each object at its own threshold (no hole filling after: it would fill the gaps the
-    refinement opened between nuclei)."""
+    refinement opened between nuclei); ``bright``: the image the objects' bright levels are
+    measured on (default: the smoothed image the cut applies to)."""
     c = s.cfg.refine
     level = _background_level(s, objects > 0)
     refined = refine.refine_objects(
-        s.smoothed, objects, c.fraction, s.spacing, c.margin, c.window, level
+        s.smoothed, objects, c.fraction, s.spacing, c.margin, c.window, level, bright
     )
     refined = refined > 0
     s.mask = clean.remove_small(refined, s.min_size, s.cfg.label.connectivity)
@@ -134,7 +135,12 @@ def _refine_components(s: _State) -> None:
 
 
 def _refine_objects(s: _State) -> None:
-    _cut(s, s.labels)
+    """The split's objects cut, their bright levels measured at ``refine.peak_smoothing``: at
+    the smoothing of the cut itself a textured or photon-starved nucleus's spread puts its
+    cut into the texture's valleys and breaks it into pieces (measured: bench_robustness)."""
+    sigma = s.cfg.refine.peak_smoothing
+    bright = smooth.gaussian(s.image, sigma, False, s.spacing) if sigma else None
+    _cut(s, s.labels, bright)
 
 
 def _watershed(s: _State) -> None:

@@ -86,14 +86,19 @@ def test_at_the_reference_the_tiled_default_is_nuclei_v1():
     """The default with its refinement as the tiled mode runs it (components) and the lengths
     of the reference diameter is the old default exactly."""
     v1 = load_config(["pipeline=nuclei_v1"]).pipeline
-    tiled = with_refinement(AUTO, tiled=True)
-    assert replace(diameter.resolve(tiled, diameter.REFERENCE), name=v1.name) == v1
+    tiled = diameter.resolve(with_refinement(AUTO, tiled=True), diameter.REFERENCE)
+    # peak_smoothing is the objects cut's alone: components do not use it
+    assert not diameter.needs(replace(tiled, refine=replace(tiled.refine, peak_smoothing=None)))
+    unused = replace(tiled.refine, peak_smoothing=None)
+    assert replace(tiled, name=v1.name, refine=unused) == v1
 
 
 def test_lengths_scale_with_the_diameter_and_given_ones_stay():
     cfg = diameter.resolve(AUTO, 40.0)
     assert (cfg.smooth.sigma, cfg.clean.min_area, cfg.split.min_distance) == (2.0, 120, 8)
     assert (cfg.split.smoothing, cfg.refine.margin, cfg.refine.window) == (2.0, 6, 61)
+    assert cfg.refine.peak_smoothing == 4.0  # d/10 in 2-D ...
+    assert diameter.resolve(AUTO, 40.0, ndim=3).refine.peak_smoothing == 0.0  # ... off in 3-D
     small = diameter.resolve(AUTO, 8.0)
     assert (small.smooth.sigma, small.split.min_distance, small.refine.window) == (1.0, 2, 13)
     assert diameter.resolve(AUTO, 8.0, ndim=3).clean.min_area == 2  # 30 x 0.4^3

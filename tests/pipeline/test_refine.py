@@ -52,3 +52,38 @@ def test_the_default_chain_computes_the_background_level_once(monkeypatch):
     result = segment(synthetic_frame(3, 0)[0], cfg)
     assert result.diameter == 20.0 and len(result.objects["area"]) > 20
     assert len(calls) == 1
+
+
+def _disk_nucleus(texture: float):
+    """An 80x80 frame with one nucleus of radius 16 (chromatin texture of relative std
+    ``texture``, grain 1.5 px) and its label."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(1)
+    image = np.full((80, 80), 100.0, np.float32)
+    labels = np.zeros((80, 80), np.int32)
+    rr, cc = disk((40, 40), 16)
+    labels[rr, cc] = 1
+    grain = ndi.gaussian_filter(rng.standard_normal((80, 80)), 1.5)
+    image[rr, cc] = 1000 * (1 + texture * (grain / grain.std())[rr, cc])
+    return image, labels
+
+
+def test_a_smoother_bright_level_keeps_a_textured_nucleus_whole():
+    """The bright level measured at a coarser smoothing (refine.peak_smoothing) is not pushed
+    up by texture: the cut leaves fewer pieces and more of the nucleus; a flat one is cut the
+    same."""
+    from scipy import ndimage as ndi
+
+    from hpcseg.pipeline import smooth
+    from hpcseg.pipeline.refine import refine_objects
+
+    def cut(texture: float, sigma: float):
+        image, labels = _disk_nucleus(texture)
+        bright = smooth.gaussian(image, sigma, False) if sigma else None
+        kept = refine_objects(smooth.gaussian(image, 1.0, False), labels, 0.4, bright=bright) > 0
+        return ndi.label(kept)[1], int(kept.sum())
+
+    (pieces_fine, kept_fine), (pieces_coarse, kept_coarse) = cut(0.6, 0), cut(0.6, 2.0)
+    assert pieces_coarse < pieces_fine and kept_coarse > kept_fine
+    assert cut(0.0, 0) == cut(0.0, 2.0) == (1, len(disk((40, 40), 16)[0]))
