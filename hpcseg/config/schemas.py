@@ -242,7 +242,7 @@ class RefineConfig:
         RefineMethod.auto,
         "Per-object thresholds: auto (objects; components in the tiled mode or without a "
         "split) | none | components (each connected component before the split) | objects "
-        "(after a first split, then split again: more accurate, ~1.4x slower end to end).",
+        "(after a first split, then split again: more accurate, slower: README Benchmarks).",
     )
     fraction: float | None = param(
         None,
