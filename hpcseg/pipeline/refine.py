@@ -41,7 +41,7 @@ def background_level(
     ndi = backend_of(foreground).ndimage
     spacing = spacing or (1.0,) * foreground.ndim
     # a box dilation, O(1) per pixel
-    near = ndi.maximum_filter(foreground, size=window_size(margin, spacing))
+    near = ndi.maximum_filter(foreground > 0, size=window_size(margin, spacing))
     return local_background(intensity, ~near, window_size(window // 2, spacing))
 
 

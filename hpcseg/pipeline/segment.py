@@ -93,6 +93,7 @@ def min_object_size(cfg: PipelineConfig, ndim: int, sampling: Sampling) -> int:
 # ------------------------------------------------------------------------------ the steps
 def _smooth(s: _State) -> None:
     c = s.cfg.smooth
+    s.background = None  # a re-run's new image: the level of the old one is not kept alive
     s.smoothed = SMOOTHERS[c.method](s.image, c.sigma, c.keep_dtype, s.spacing)
 
 
@@ -174,15 +175,16 @@ def _estimate_mask(s: _State) -> Any:
 
 def _background_level(s: _State, foreground: Any) -> Any:
     """:func:`hpcseg.pipeline.refine.background_level` of ``foreground`` at the current lengths,
-    computed once for the diameter estimate's cut and the per-object cut: they see the same
-    union of objects (a split's objects cover its mask's components) unless a step between them
-    changed it, which the comparison catches."""
+    computed once for the diameter estimate's cut and the per-object cut when the measured
+    diameter leaves the lengths as they were (the reference's): they see the same union of
+    objects (a split's objects cover its mask's components) unless a step between them changed
+    it, which the comparison catches."""
     c = s.cfg.refine
     key = (c.margin, c.window)
     if s.background is not None:
         smoothed, used, union, level = s.background
-        same = backend_of(foreground).xp.array_equal(union, foreground)
-        if smoothed is s.smoothed and used == key and same:
+        xp = backend_of(foreground).xp
+        if smoothed is s.smoothed and used == key and xp.array_equal(union, foreground):
             return level
     level = refine.background_level(s.smoothed, foreground, s.spacing, c.margin, c.window)
     s.background = (s.smoothed, key, foreground, level)
@@ -205,9 +207,11 @@ def _diameter(s: _State) -> None:
     s.min_size = min_object_size(resolved, s.image.ndim, s.sampling)
     refined = bool(REFINE_BEFORE_SPLIT[resolved.refine.method])
     smoothed = str(resolved.smooth.method) != "none"
+    # the refinement before the split (components) does not use the objects cut's smoothing
+    early_refine = replace(resolved.refine, peak_smoothing=before.refine.peak_smoothing)
     if (
         (smoothed and resolved.smooth != before.smooth)
-        or (refined and (resolved.refine != before.refine or s.min_size != used_size))
+        or (refined and (early_refine != before.refine or s.min_size != used_size))
         or s.min_size < used_size
     ):
         s.again = _early_steps(resolved)

@@ -11,6 +11,7 @@ import pytest
 from skimage.draw import disk, ellipse
 
 from hpcseg.config.compose import load_config
+from hpcseg.config.schemas import RefineMethod
 from hpcseg.data.synthetic import FrameStyle, synthetic_frame
 from hpcseg.pipeline import diameter
 from hpcseg.pipeline.segment import measured_diameter, segment, with_refinement
@@ -87,8 +88,10 @@ def test_at_the_reference_the_tiled_default_is_nuclei_v1():
     of the reference diameter is the old default exactly."""
     v1 = load_config(["pipeline=nuclei_v1"]).pipeline
     tiled = diameter.resolve(with_refinement(AUTO, tiled=True), diameter.REFERENCE)
-    # peak_smoothing is the objects cut's alone: components do not use it
+    # peak_smoothing is the objects cut's alone: components do not use it, objects do
     assert not diameter.needs(replace(tiled, refine=replace(tiled.refine, peak_smoothing=None)))
+    objects = replace(tiled.refine, method=RefineMethod.objects, peak_smoothing=None)
+    assert diameter.needs(replace(tiled, refine=objects))
     unused = replace(tiled.refine, peak_smoothing=None)
     assert replace(tiled, name=v1.name, refine=unused) == v1
 
@@ -163,6 +166,29 @@ def test_auto_equals_the_measured_diameter_given():
     by_hand = segment(image, replace(AUTO, diameter=str(auto.diameter)))
     assert by_hand.diameter == auto.diameter
     np.testing.assert_array_equal(auto.labels, by_hand.labels)
+
+
+def test_the_early_steps_run_again_only_for_lengths_they_use(monkeypatch):
+    """A per-component chain whose early lengths are all given runs them once at any diameter
+    (the per-object cut's peak_smoothing, which changes with it, is not theirs)."""
+    from hpcseg.pipeline import segment as chain
+
+    calls = []
+    gaussian = chain.SMOOTHERS["gaussian"]
+    monkeypatch.setitem(chain.SMOOTHERS, "gaussian", lambda *a: calls.append(1) or gaussian(*a))
+    fixed = [
+        "pipeline.refine.method=components",
+        "pipeline.smooth.sigma=1",
+        "pipeline.clean.min_area=30",
+        "pipeline.refine.margin=3",
+        "pipeline.refine.window=31",
+    ]
+    image, _ = synthetic_frame(2, 0, (520, 696), FrameStyle(scale=2.0))
+    result = segment(image, load_config(fixed).pipeline)
+    assert result.diameter >= 30 and len(calls) == 1
+    calls.clear()
+    segment(image, load_config([*fixed[1:]]).pipeline)  # objects: the split's lengths only
+    assert len(calls) == 1
 
 
 def test_a_given_diameter_in_micrometres():

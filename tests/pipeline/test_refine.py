@@ -39,7 +39,8 @@ def test_a_shared_background_level_gives_the_same_cut():
 
 def test_the_default_chain_computes_the_background_level_once(monkeypatch):
     """The diameter estimate's cut and the per-object cut share one background level (the
-    split's objects cover the mask's components); a changed union is recomputed."""
+    split's objects cover the mask's components) when the diameter keeps the reference's
+    lengths."""
     from hpcseg.config.compose import load_config
     from hpcseg.data.synthetic import synthetic_frame
     from hpcseg.pipeline import refine
@@ -69,7 +70,7 @@ def _disk_nucleus(texture: float):
     return image, labels
 
 
-def test_a_smoother_bright_level_keeps_a_textured_nucleus_whole():
+def test_a_smoother_bright_level_breaks_a_textured_nucleus_less():
     """The bright level measured at a coarser smoothing (refine.peak_smoothing) is not pushed
     up by texture: the cut leaves fewer pieces and more of the nucleus; a flat one is cut the
     same."""
@@ -87,3 +88,49 @@ def test_a_smoother_bright_level_keeps_a_textured_nucleus_whole():
     (pieces_fine, kept_fine), (pieces_coarse, kept_coarse) = cut(0.6, 0), cut(0.6, 2.0)
     assert pieces_coarse < pieces_fine and kept_coarse > kept_fine
     assert cut(0.0, 0) == cut(0.0, 2.0) == (1, len(disk((40, 40), 16)[0]))
+
+
+def _segment_frames():
+    from hpcseg.data.synthetic import FrameStyle, synthetic_frame
+
+    return [
+        synthetic_frame(5, 0)[0],  # d = 20: the cached level is used
+        synthetic_frame(5, 1, style=FrameStyle(scale=2.0, density=2.0))[0],  # d != 20
+        synthetic_frame(5, 2, style=FrameStyle(density=6.0, clumps=2.0))[0],  # confluent
+    ]
+
+
+def test_the_cached_background_level_gives_the_labels_of_a_fresh_one(monkeypatch):
+    from hpcseg.config.compose import load_config
+    from hpcseg.pipeline import refine, segment
+
+    cfg = load_config(["pipeline=nuclei"]).pipeline
+    frames = _segment_frames()
+    cached = [segment.segment(image, cfg) for image in frames]
+    assert {r.diameter for r in cached} > {20.0}  # a miss (d != 20) is covered too
+
+    def fresh(s, foreground):
+        c = s.cfg.refine
+        return refine.background_level(s.smoothed, foreground, s.spacing, c.margin, c.window)
+
+    monkeypatch.setattr(segment, "_background_level", fresh)
+    for image, result in zip(frames, cached, strict=True):
+        assert np.array_equal(segment.segment(image, cfg).labels, result.labels)
+
+
+def test_segment_measures_the_bright_levels_at_peak_smoothing():
+    """0 measures them on the smoothed image the cut applies to, and so does a peak_smoothing
+    equal to the smoothing's sigma (the same image); the default d/10 changes the objects of
+    a textured frame."""
+    from hpcseg.config.compose import load_config
+    from hpcseg.data.synthetic import FrameStyle, synthetic_frame
+    from hpcseg.pipeline.segment import segment
+
+    image = synthetic_frame(5, 3, style=FrameStyle(texture=0.4))[0]
+
+    def labels(*overrides):
+        return segment(image, load_config(["pipeline=nuclei", *overrides]).pipeline).labels
+
+    off = labels("pipeline.refine.peak_smoothing=0")
+    assert np.array_equal(labels("pipeline.refine.peak_smoothing=1.0"), off)  # sigma 1 at d=20
+    assert not np.array_equal(labels(), off)

@@ -89,6 +89,7 @@ def test_clean_stages(device):
     on = device.from_host(mask)
     _equal(device, clean.open_mask(on, footprint), clean.open_mask(mask, footprint))
     _equal(device, clean.fill_holes(on), clean.fill_holes(mask))
+    _equal(device, clean.fill_holes(on, 5), clean.fill_holes(mask, 5))
     for connectivity in (1, 2):
         _equal(
             device,
@@ -124,6 +125,14 @@ def test_refine(device):
         device,
         refine.refine_objects(device.from_host(image), device.from_host(components), 0.3),
         expected,
+    )
+    # with a level at hand and the bright levels from a smoother image (the per-object cut)
+    bright = smooth.gaussian(_frame(), 2.0, False)
+    level = refine.background_level(image, components > 0)
+    expected = refine.refine_objects(image, components, 0.4, None, 3, 31, level, bright)
+    on = [device.from_host(a) for a in (image, components, level, bright)]
+    _mostly_equal(
+        device, refine.refine_objects(on[0], on[1], 0.4, None, 3, 31, on[2], on[3]), expected
     )
 
 

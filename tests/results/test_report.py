@@ -145,3 +145,9 @@ def test_overlays_redraw_each_image_with_the_pipeline_that_made_it():
         del old["pipeline"]["refine"][key]
     legacy = _pipeline_of({"config": old}, {"mode": "images", "diameter": None})
     assert (legacy.refine.margin, legacy.refine.window, legacy.split.min_distance) == (3, 31, 4)
+    # a run from before refine.peak_smoothing measured the bright levels on the smoothed image
+    assert whole.refine.peak_smoothing is None  # (derived, d/10)
+    before = as_plain(load_config([]))
+    del before["pipeline"]["refine"]["peak_smoothing"]
+    older = _pipeline_of({"config": before}, {"mode": "images", "diameter": 20.0})
+    assert older.refine.peak_smoothing == 0.0
