@@ -15,7 +15,9 @@ region by region as a BigTIFF and as a Zarr array into --work, once, and reused 
    driver), objects, chunks, tasks (the sum of n over the "<pass> done (n of m chunks run now)"
    log lines) and the seconds per pass (between the arrival of those lines).
 3. The many-images mode on 200 synthetic 520x696 frames (whole command, same workers, with
-   ``pipeline.refine.method=components``: the chain the tiled mode runs): its pixel
+   ``pipeline.refine.method=components`` and the diameter the tiled run measured given: the
+   chain and the lengths the tiled mode runs, which measures the diameter once per image
+   where the many-images mode would measure it on every frame): its pixel
    rate, and the ratio tiled Mpx/s / many-images Mpx/s (target >= 0.8), both per second on the
    cluster (the summary line's "s on the cluster": start-up excluded on both sides; the whole
    command's ratio is printed too). ``--pairs N`` then runs N more alternating pairs (tiled
@@ -441,7 +443,7 @@ def pair(args: argparse.Namespace, zarr_ds: list[str], i: int) -> float | None:
     say(f"pair {i + 1} of {args.pairs} ...")
     try:
         t = tiled(args, "tiled nuclei, Zarr", zarr_ds, "nuclei")
-        m = many_images(args)
+        m = many_images(args, t.extra["diameter"])
     except Exception as exc:  # report, do not stop
         say(f"pair {i + 1}: FAILED: {exc}")
         return None
@@ -512,11 +514,12 @@ def tiled(args: argparse.Namespace, name: str, dataset: list[str], pipeline: str
     s = summary_of(run, out)
     tasks, seconds = passes_of(run)
     n_chunks = math.ceil(args.size / args.chunk) ** 2
+    diameter = None
     try:
         import pyarrow.parquet as pq
 
-        row = pq.read_table(out / "images", columns=["n_chunks", "status"]).to_pylist()[0]
-        n_chunks = int(row["n_chunks"])
+        row = pq.read_table(out / "images", columns=["n_chunks", "diameter"]).to_pylist()[0]
+        n_chunks, diameter = int(row["n_chunks"]), row["diameter"]
     except Exception:  # the grid's count is the same; the table is a cross-check only
         pass
     rate = mpx(args.size**2, s["cluster"])
@@ -524,10 +527,14 @@ def tiled(args: argparse.Namespace, name: str, dataset: list[str], pipeline: str
             f"whole command")  # fmt: skip
     return Row(name, run.wall, mpx(args.size**2, run.wall), run.driver_mb, run.worker_mb,
                s["objects"], tasks, note,
-               {"cluster": s["cluster"], "passes": seconds, "chunks": n_chunks})  # fmt: skip
+               {"cluster": s["cluster"], "passes": seconds, "chunks": n_chunks,
+                "diameter": diameter})  # fmt: skip
 
 
-def many_images(args: argparse.Namespace) -> Row:
+def many_images(args: argparse.Namespace, diameter: float | None = None) -> Row:
+    """The many-images mode on the frames, with the chain the tiled mode runs: components, and
+    the tiled run's ``diameter`` given (the tiled mode measures it once per image, the
+    many-images mode on every frame: given, the two rates compare the same work per pixel)."""
     out = args.work / "out-many-images"
     shutil.rmtree(out, ignore_errors=True)
     dataset = [f"dataset.n_images={FRAMES}"]
@@ -536,14 +543,16 @@ def many_images(args: argparse.Namespace) -> Row:
         raise RuntimeError(f"generating the frames: {warm.error()}")
     # the chain the tiled mode runs (the default's refine.method=auto is components there), so
     # that the two rates compare the same work
-    run = watch(hpcseg_cmd(args, out, *dataset, "pipeline.refine.method=components"))
+    given = [f"pipeline.diameter={diameter}"] if diameter else []
+    run = watch(hpcseg_cmd(args, out, *dataset, "pipeline.refine.method=components", *given))
     if not run.ok:
         raise RuntimeError(run.error())
     s = summary_of(run, out)
     pixels = s["images"] * FRAME_SHAPE[0] * FRAME_SHAPE[1]
     rate = mpx(pixels, s["cluster"])
     note = (f"{s['images']} frames {FRAME_SHAPE[0]}x{FRAME_SHAPE[1]}; {s['cluster']:.1f} s on the "
-            f"cluster = {s['images'] / s['cluster']:.1f} frames/s = {rate:.2f} Mpx/s")  # fmt: skip
+            f"cluster = {s['images'] / s['cluster']:.1f} frames/s = {rate:.2f} Mpx/s; diameter "
+            f"{diameter or 'auto'}")  # fmt: skip
     return Row(f"many-images nuclei, {FRAMES} frames", run.wall, mpx(pixels, run.wall),
                run.driver_mb, run.worker_mb, s["objects"], None, note,
                {"cluster": s["cluster"], "pixels": pixels})  # fmt: skip
@@ -764,7 +773,7 @@ def main() -> None:
     tiff_ds = ["dataset=tiff_glob", f"dataset.path={p['tiff']}"]
     z = guarded(rows, "tiled nuclei, Zarr", tiled, args, "tiled nuclei, Zarr", zarr_ds, "nuclei")
     guarded(rows, "tiled nuclei, BigTIFF", tiled, args, "tiled nuclei, BigTIFF", tiff_ds, "nuclei")
-    guarded(rows, "many-images nuclei", many_images, args)
+    guarded(rows, "many-images nuclei", many_images, args, z.extra["diameter"] if z else None)
     args.pair_ratios = [ratio for i in range(args.pairs) if (ratio := pair(args, zarr_ds, i))]
     if not args.skip_peers:
         guarded(rows, "one-shot in memory", one_shot, args, z.objects if z else None)

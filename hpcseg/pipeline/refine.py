@@ -20,7 +20,7 @@ def local_background(intensity, background, size: int | tuple[int, ...]):
     be = backend_of(intensity)
     xp, ndi = be.xp, be.ndimage
     weights = background.astype(xp.float32)
-    level = ndi.uniform_filter(intensity.astype(xp.float32) * weights, size)
+    level = ndi.uniform_filter(intensity.astype(xp.float32, copy=False) * weights, size)
     norm = ndi.uniform_filter(weights, size)
     # in float64: the tiled mode adds the same sums chunk by chunk
     fallback = float(intensity[background].mean(dtype=xp.float64)) if background.any() else 0.0

@@ -35,12 +35,19 @@ def otsu(image, correction: float = 1.0) -> float:
     return float(backend_of(image).filters.threshold_otsu(image)) * correction
 
 
+def log_intensity(image):
+    """float32 log of the intensity clipped below at 1 (what :func:`log_otsu` thresholds),
+    computed in place in one new array."""
+    xp = backend_of(image).xp
+    logs = xp.maximum(image, 1).astype(xp.float32, copy=False)
+    return xp.log(logs, out=logs)
+
+
 def log_otsu(image, correction: float = 1.0) -> float:
     """Otsu's threshold on log intensity, in intensity units: the bright/dim range is
     compressed, so dim nuclei stay above it."""
     be = backend_of(image)
-    logs = be.xp.log(be.xp.maximum(image, 1).astype(be.xp.float32))
-    return float(be.xp.exp(be.filters.threshold_otsu(logs))) * correction
+    return float(be.xp.exp(be.filters.threshold_otsu(log_intensity(image)))) * correction
 
 
 def li(image, correction: float = 1.0) -> float:

@@ -136,7 +136,7 @@ def committed(step: str, fn, job: TileJob, k: int, index: tuple[int, ...], extra
 def threshold_input(job: TileJob, smoothed: np.ndarray) -> np.ndarray:
     """What the global threshold is computed on (log intensity for log_otsu)."""
     if str(job.pipeline.threshold.method) == "log_otsu":
-        return np.log(np.maximum(smoothed, 1).astype(np.float32))
+        return threshold.log_intensity(smoothed)
     return smoothed
 
 
@@ -298,7 +298,7 @@ def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any)
     def box_mean(values: np.ndarray) -> np.ndarray:
         return in_bands(lambda rows: ndi.uniform_filter(rows, bg_size), values, bg_size[0] // 2)
 
-    level = box_mean(intensity.astype(np.float32) * weights)
+    level = box_mean(intensity.astype(np.float32, copy=False) * weights)
     norm = box_mean(weights)
     inner = within(core, level_crop)
     level, norm = level[inner], norm[inner]
