@@ -173,7 +173,8 @@ class SmoothConfig:
     method: SmoothMethod = param(SmoothMethod.gaussian, "Denoising filter.")
     sigma: float | None = param(
         None,
-        "Gaussian sigma in pixels (frame plane); null = from the diameter (max(1, d/20)).",
+        "Gaussian sigma in pixels (frame plane); null = from the diameter: max(1, d/20), and "
+        "d/20 for nuclei up to 12 px across.",
         ge=0.0,
         le=100.0,
     )

@@ -103,7 +103,9 @@ def test_lengths_scale_with_the_diameter_and_given_ones_stay():
     assert cfg.refine.peak_smoothing == 4.0  # d/10 in 2-D ...
     assert diameter.resolve(AUTO, 40.0, ndim=3).refine.peak_smoothing == 0.0  # ... off in 3-D
     small = diameter.resolve(AUTO, 8.0)
-    assert (small.smooth.sigma, small.split.min_distance, small.refine.window) == (1.0, 2, 13)
+    assert (small.smooth.sigma, small.split.min_distance, small.refine.window) == (0.4, 2, 13)
+    # at least 1 px from 12 px up (photon noise is per pixel), d/20 for the smallest nuclei
+    assert [diameter.resolve(AUTO, d).smooth.sigma for d in (12.0, 12.6, 16.0)] == [0.6, 1.0, 1.0]
     assert diameter.resolve(AUTO, 8.0, ndim=3).clean.min_area == 2  # 30 x 0.4^3
     given = load_config(["pipeline.split.min_distance=9"]).pipeline
     assert diameter.resolve(given, 40.0).split.min_distance == 9
