@@ -773,7 +773,7 @@ def main() -> None:
     tiff_ds = ["dataset=tiff_glob", f"dataset.path={p['tiff']}"]
     z = guarded(rows, "tiled nuclei, Zarr", tiled, args, "tiled nuclei, Zarr", zarr_ds, "nuclei")
     guarded(rows, "tiled nuclei, BigTIFF", tiled, args, "tiled nuclei, BigTIFF", tiff_ds, "nuclei")
-    guarded(rows, "many-images nuclei", many_images, args, z.extra["diameter"] if z else None)
+    guarded(rows, "many-images nuclei", many_images, args, z.extra.get("diameter") if z else None)
     args.pair_ratios = [ratio for i in range(args.pairs) if (ratio := pair(args, zarr_ds, i))]
     if not args.skip_peers:
         guarded(rows, "one-shot in memory", one_shot, args, z.objects if z else None)

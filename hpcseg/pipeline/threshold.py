@@ -37,7 +37,7 @@ def otsu(image, correction: float = 1.0) -> float:
 
 def log_intensity(image):
     """float32 log of the intensity clipped below at 1 (what :func:`log_otsu` thresholds),
-    computed in place in one new array."""
+    the log taken in place in the float32 array (no third full-size array)."""
     xp = backend_of(image).xp
     logs = xp.maximum(image, 1).astype(xp.float32, copy=False)
     return xp.log(logs, out=logs)
