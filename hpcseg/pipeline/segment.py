@@ -206,17 +206,26 @@ def _diameter(s: _State) -> None:
     s.cfg = resolved
     s.min_size = min_object_size(resolved, s.image.ndim, s.sampling)
     refined = bool(REFINE_BEFORE_SPLIT[resolved.refine.method])
-    smoothed = str(resolved.smooth.method) != "none"
-    # the refinement before the split (components) does not use the objects cut's smoothing
-    early_refine = replace(resolved.refine, peak_smoothing=before.refine.peak_smoothing)
     if (
-        (smoothed and resolved.smooth != before.smooth)
-        or (refined and (early_refine != before.refine or s.min_size != used_size))
+        _early_settings(resolved) != _early_settings(before)
+        or (refined and s.min_size != used_size)
         or s.min_size < used_size
     ):
         s.again = _early_steps(resolved)
     elif s.min_size > used_size:  # no refinement yet: the same as filtering in clean
         s.mask = clean.remove_small(s.mask, s.min_size, resolved.label.connectivity)
+
+
+def _early_settings(cfg: PipelineConfig) -> tuple:
+    """What the steps before the diameter read from ``cfg``, bar the size filter: the
+    smoothing (if any) and a per-component refinement's settings (not the objects cut's
+    ``peak_smoothing``, which they never use)."""
+    r = cfg.refine
+    smoothing = cfg.smooth if str(cfg.smooth.method) != "none" else None
+    refinement = (
+        (r.method, r.fraction, r.margin, r.window) if REFINE_BEFORE_SPLIT[r.method] else None
+    )
+    return smoothing, refinement
 
 
 def _label(s: _State) -> None:
