@@ -14,10 +14,10 @@ region by region as a BigTIFF and as a Zarr array into --work, once, and reused 
    worker (its largest descendant process: the Dask workers; LocalCluster's nannies live in the
    driver), objects, chunks, tasks (the sum of n over the "<pass> done (n of m chunks run now)"
    log lines) and the seconds per pass (between the arrival of those lines).
-3. The many-images mode on 200 synthetic 520x696 frames (whole command, same workers, with
-   ``pipeline.refine.method=components`` and the diameter the tiled run measured given: the
-   chain and the lengths the tiled mode runs, which measures the diameter once per image
-   where the many-images mode would measure it on every frame): its pixel
+3. The many-images mode on 200 synthetic 520x696 frames (whole command, same workers, the
+   default chain with the diameter the tiled run measured given: the lengths the tiled mode
+   runs, which measures the diameter once per image where the many-images mode would measure
+   it on every frame): its pixel
    rate, and the ratio tiled Mpx/s / many-images Mpx/s (target >= 0.8), both per second on the
    cluster (the summary line's "s on the cluster": start-up excluded on both sides; the whole
    command's ratio is printed too). ``--pairs N`` then runs N more alternating pairs (tiled
@@ -280,8 +280,8 @@ def step_memory(args: argparse.Namespace) -> dict:
     from hpcseg.run.tiled_job import pipeline_for
 
     large = open_large(str(paths(args)["zarr"]))
-    # the pipeline as the tiled runs fix it: the per-component refinement, the diameter of
-    # the sampled chunks (measured before the clock starts)
+    # the pipeline as the tiled runs fix it: the diameter of the sampled chunks (measured
+    # before the clock starts)
     grid = ChunkGrid(large.shape, (args.chunk,) * len(large.shape))
     cfg, _ = pipeline_for(load_config([]).pipeline, Sampling(), large, grid)
     t0 = time.perf_counter()
@@ -532,19 +532,17 @@ def tiled(args: argparse.Namespace, name: str, dataset: list[str], pipeline: str
 
 
 def many_images(args: argparse.Namespace, diameter: float | None = None) -> Row:
-    """The many-images mode on the frames, with the chain the tiled mode runs: components, and
-    the tiled run's ``diameter`` given (the tiled mode measures it once per image, the
-    many-images mode on every frame: given, the two rates compare the same work per pixel)."""
+    """The many-images mode on the frames with the tiled run's ``diameter`` given (the tiled
+    mode measures it once per image, the many-images mode on every frame: given, the two
+    rates compare the same work per pixel)."""
     out = args.work / "out-many-images"
     shutil.rmtree(out, ignore_errors=True)
     dataset = [f"dataset.n_images={FRAMES}"]
     warm = watch(hpcseg_cmd(args, args.work / "out-many-warm", *dataset, "runner.dry_run=true"))
     if not warm.ok:  # generates the frames into the synthetic cache, outside the timed run
         raise RuntimeError(f"generating the frames: {warm.error()}")
-    # the chain the tiled mode runs (the default's refine.method=auto is components there), so
-    # that the two rates compare the same work
     given = [f"pipeline.diameter={diameter}"] if diameter else []
-    run = watch(hpcseg_cmd(args, out, *dataset, "pipeline.refine.method=components", *given))
+    run = watch(hpcseg_cmd(args, out, *dataset, *given))
     if not run.ok:
         raise RuntimeError(run.error())
     s = summary_of(run, out)

@@ -58,13 +58,12 @@ def test_zarr_and_bigtiff_tiled_equal_the_whole_image_run(mosaic, tmp_path):
     glob = f"dataset.path={mosaic['tiff']}"
     t = run_cli("dataset=tiff_glob", glob, *TILED, "cluster.n_workers=1", f"output.dir={tiff_out}")
     assert t.returncode == 0, t.stderr
-    # diameter=auto: the tiled runs measure it on the centre chunk; the whole image given the
-    # same diameter (and refine.method=auto as the tiled mode runs it, components) has the same
-    # lengths, so the same objects and rows (diameter included)
+    # diameter=auto: the tiled runs measure it on samples of the image; the whole image given
+    # the same diameter has the same lengths, so the same objects and rows (diameter included)
     measured = images_rows(zarr_out)[0]["diameter"]
     assert 10 < measured < 40
     w = run_cli("dataset=tiff_glob", glob, "output.save_labels=true", f"output.dir={whole_out}",
-                f"pipeline.diameter={measured}", "pipeline.refine.method=components")  # fmt: skip
+                f"pipeline.diameter={measured}")  # fmt: skip
     assert w.returncode == 0, w.stderr
     ignore = (
         "path",

@@ -241,9 +241,9 @@ RefineMethod = choices("RefineMethod", "auto none components objects")
 class RefineConfig:
     method: RefineMethod = param(
         RefineMethod.auto,
-        "Per-object thresholds: auto (objects; components in the tiled mode or without a "
-        "split) | none | components (each connected component before the split) | objects "
-        "(after a first split, then split again: more accurate, slower: README Benchmarks).",
+        "Per-object thresholds: auto (objects; components without a split) | none | "
+        "components (each connected component before the split) | objects (after a first "
+        "split, then split again: more accurate, slower: README Benchmarks).",
     )
     fraction: float | None = param(
         None,

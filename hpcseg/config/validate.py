@@ -119,7 +119,6 @@ def _check_pipeline(cfg: Config) -> None:
 # what the tiled mode cannot do yet, and why
 NOT_TILED = {
     ("threshold", "method", "li"): "Li's threshold iterates over the whole image",
-    ("refine", "method", "objects"): "it refines after a first split",
     ("split", "landscape", "intensity"): "only the distance landscape is tiled",
     ("split", "landscape", "distance_intensity"): "only the distance landscape is tiled",
 }

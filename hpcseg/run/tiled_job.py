@@ -73,12 +73,12 @@ def sample_regions(grid: ChunkGrid) -> list[tuple[slice, ...]]:
 def pipeline_for(
     cfg: PipelineConfig, sampling: Sampling, image, grid: ChunkGrid
 ) -> tuple[PipelineConfig, float | None]:
-    """The pipeline with every length fixed for this image (and ``refine.method=auto`` as the
-    tiled mode runs it: components), and the diameter they came from (None: the config fixes
+    """The pipeline with every length fixed for this image (and ``refine.method=auto`` made
+    concrete), and the diameter they came from (None: the config fixes
     them all, or nothing was found to measure). ``diameter=auto`` is measured once per image,
     as the many-images mode measures a whole frame, on the :func:`sample_regions` (a worker
     never holds the whole image): the lower median of what they measure."""
-    cfg = with_refinement(cfg, tiled=True)
+    cfg = with_refinement(cfg)
     if not diameter.needs(cfg):
         return diameter.resolve(cfg, diameter.REFERENCE, grid.ndim), None
     given = diameter.parse(cfg.diameter, sampling.pixel_size)

@@ -83,17 +83,18 @@ def test_rounding_keeps_the_tuned_lengths_near_the_reference():
     assert diameter.rounded(15.0) < 17.0
 
 
-def test_at_the_reference_the_tiled_default_is_nuclei_v1():
-    """The default with its refinement as the tiled mode runs it (components) and the lengths
-    of the reference diameter is the old default exactly."""
+def test_at_the_reference_the_default_with_components_is_nuclei_v1():
+    """The default with its refinement as components and the lengths of the reference
+    diameter is the old default exactly."""
     v1 = load_config(["pipeline=nuclei_v1"]).pipeline
-    tiled = diameter.resolve(with_refinement(AUTO, tiled=True), diameter.REFERENCE)
+    components = load_config(["pipeline.refine.method=components"]).pipeline
+    resolved = diameter.resolve(with_refinement(components), diameter.REFERENCE)
     # peak_smoothing is the objects cut's alone: components do not use it, objects do
-    assert not diameter.needs(replace(tiled, refine=replace(tiled.refine, peak_smoothing=None)))
-    objects = replace(tiled.refine, method=RefineMethod.objects, peak_smoothing=None)
-    assert diameter.needs(replace(tiled, refine=objects))
-    unused = replace(tiled.refine, peak_smoothing=None)
-    assert replace(tiled, name=v1.name, refine=unused) == v1
+    unused = replace(resolved.refine, peak_smoothing=None)
+    assert not diameter.needs(replace(resolved, refine=unused))
+    objects = replace(resolved.refine, method=RefineMethod.objects, peak_smoothing=None)
+    assert diameter.needs(replace(resolved, refine=objects))
+    assert replace(resolved, name=v1.name, refine=unused) == v1
 
 
 def test_lengths_scale_with_the_diameter_and_given_ones_stay():
@@ -112,13 +113,13 @@ def test_lengths_scale_with_the_diameter_and_given_ones_stay():
     assert diameter.resolve(diameter.resolve(AUTO, 40.0), 8.0) == diameter.resolve(AUTO, 40.0)
 
 
-def test_auto_refinement_is_objects_for_whole_images_and_components_when_tiled():
+def test_auto_refinement_is_objects_with_a_split_and_components_without():
     assert (str(with_refinement(AUTO).refine.method), with_refinement(AUTO).refine.fraction) == (
         "objects",
         0.4,
     )
-    tiled = with_refinement(AUTO, tiled=True).refine
-    assert (str(tiled.method), tiled.fraction) == ("components", 0.3)
+    components = load_config(["pipeline.refine.method=components"]).pipeline
+    assert with_refinement(components).refine.fraction == 0.3
     no_split = load_config(["pipeline.split.method=none"]).pipeline
     assert str(with_refinement(no_split).refine.method) == "components"
     given = load_config(["pipeline.refine.method=none", "pipeline.refine.fraction=0.2"]).pipeline

@@ -36,6 +36,17 @@ from hpcseg.run.tiled_job import pipeline_for, sample_regions
 # passes: tiled_job.pipeline_for); `diameter=auto` is tested on its own below
 NUCLEI = load_config(["pipeline=nuclei_v1"]).pipeline
 NUCLEI_3D = load_config(["dataset=synthetic3d", "pipeline=nuclei_v1"]).pipeline
+
+
+def default_at_reference(overrides: list[str] = (), ndim: int = 2):
+    """The default (`nuclei`: refine=objects, a split, a cut, a second split) with every length
+    fixed at the reference diameter, as the tiled mode fixes them before its passes."""
+    cfg = with_refinement(load_config(list(overrides)).pipeline)
+    return diameter.resolve(cfg, diameter.REFERENCE, ndim)
+
+
+DEFAULT = default_at_reference()
+DEFAULT_3D = default_at_reference(["dataset=synthetic3d"], ndim=3)
 WHOLE_PIXELS = Sampling()
 STACK = synthetic_stack(3, 0)[0]  # 40 x 192 x 192
 
@@ -112,14 +123,30 @@ def assert_equal_to_one_shot(
     ],
     ids=["one chunk", "128 (does not divide)", "50x65", "17x19 (smaller than a nucleus)"],
 )
-def test_nuclei_tiled_equals_one_shot_on_a_frame(chunk):
+@pytest.mark.parametrize("pipeline", ["nuclei_v1", "default"])
+def test_nuclei_tiled_equals_one_shot_on_a_frame(chunk, pipeline):
     image = (
         synthetic_frame(0, 1)[0][:260, :348]
         if chunk[0] > 20
         else synthetic_frame(0, 1)[0][:140, :150]
     )
-    one = assert_equal_to_one_shot(image, NUCLEI, chunk)
+    cfg = NUCLEI if pipeline == "nuclei_v1" else DEFAULT
+    one = assert_equal_to_one_shot(image, cfg, chunk)
     assert len(one.objects["label"]) > 10
+
+
+def test_the_default_tiled_cuts_the_pieces_of_a_first_split():
+    """refine=objects tiled: the first split's pieces are cut on their bright levels from the
+    raw image smoothed at refine.peak_smoothing, then split again; the cut and the bright
+    smoothing change the objects (so the test above can see a wrong one)."""
+    image = synthetic_frame(3, 0)[0][:300, :400]
+    one = assert_equal_to_one_shot(image, DEFAULT, (70, 90))
+    unsmoothed = replace(DEFAULT, refine=replace(DEFAULT.refine, peak_smoothing=0.0))
+    other = assert_equal_to_one_shot(image, unsmoothed, (70, 90))
+    assert DEFAULT.refine.peak_smoothing > 0
+    assert not np.array_equal(one.labels, other.labels)
+    v1 = segment(image, NUCLEI)
+    assert not np.array_equal(one.labels, v1.labels)
 
 
 def test_nuclei_tiled_equals_one_shot_with_the_default_bands(monkeypatch):
@@ -159,13 +186,18 @@ def test_empty_chunks_and_an_empty_image():
     chunk_y=st.integers(12, 160),
     chunk_x=st.integers(12, 160),
     connectivity=st.sampled_from([1, 2]),
+    pipeline=st.sampled_from(["nuclei_v1", "default"]),
 )
 @pytest.mark.slow
-def test_property_nuclei_tiled_equals_one_shot(seed, height, width, chunk_y, chunk_x, connectivity):
+def test_property_nuclei_tiled_equals_one_shot(
+    seed, height, width, chunk_y, chunk_x, connectivity, pipeline
+):
     image = mosaic_region(seed, (height, width), (slice(0, height), slice(0, width)))
-    cfg = load_config(
-        ["pipeline=nuclei_v1", f"pipeline.label.connectivity={connectivity}"]
-    ).pipeline
+    connected = [f"pipeline.label.connectivity={connectivity}"]
+    if pipeline == "default":
+        cfg = default_at_reference(connected)
+    else:
+        cfg = load_config(["pipeline=nuclei_v1", *connected]).pipeline
     assert_equal_to_one_shot(image, cfg, (min(chunk_y, height), min(chunk_x, width)))
 
 
@@ -174,13 +206,15 @@ def test_property_nuclei_tiled_equals_one_shot(seed, height, width, chunk_y, chu
     depth=st.integers(8, 24),
     chunk=st.tuples(st.integers(4, 24), st.integers(16, 96), st.integers(16, 96)),
     corner=st.tuples(st.integers(0, 16), st.integers(0, 96), st.integers(0, 96)),
+    pipeline=st.sampled_from(["nuclei_v1", "default"]),
 )
 @pytest.mark.slow
-def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner):
+def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner, pipeline):
     z, y, x = corner
     stack = STACK[z : z + depth, y : y + 96, x : x + 96]
     chunk = tuple(min(c, s) for c, s in zip(chunk, stack.shape, strict=True))
-    assert_equal_to_one_shot(stack, NUCLEI_3D, chunk, Sampling(0.5, 1.0))
+    cfg = NUCLEI_3D if pipeline == "nuclei_v1" else DEFAULT_3D
+    assert_equal_to_one_shot(stack, cfg, chunk, Sampling(0.5, 1.0))
 
 
 @pytest.mark.parametrize(
@@ -321,8 +355,8 @@ def test_float32_cuts_decide_as_float64():
 
 def test_auto_diameter_is_measured_on_samples_then_tiled_as_given():
     """`diameter=auto`: the tiled mode measures the diameter once, on up to 5 sampled chunks
-    (the lower median), fixes every length with it (and `refine.method=auto` as components),
-    and the passes equal the whole image with that diameter and refinement given."""
+    (the lower median), fixes every length with it, and the passes equal the whole image with
+    that diameter given."""
     image = synthetic_frame(3, 0)[0]  # 520 x 696: enough nuclei in each sample
     auto = load_config([]).pipeline
     grid = ChunkGrid(image.shape, (180, 240))
@@ -333,9 +367,9 @@ def test_auto_diameter_is_measured_on_samples_then_tiled_as_given():
         d for r in regions if (d := measure_diameter(image[r], auto, WHOLE_PIXELS)) is not None
     )
     assert found and measured == found[(len(found) - 1) // 2]
-    components = with_refinement(auto, tiled=True)  # auto: components when tiled
-    assert pipeline == diameter.resolve(components, measured)
-    given = segment(image, replace(components, diameter=str(measured)))
+    assert pipeline == diameter.resolve(with_refinement(auto), measured)
+    assert str(pipeline.refine.method) == "objects"
+    given = segment(image, replace(auto, diameter=str(measured)))
     one = assert_equal_to_one_shot(image, pipeline, (180, 240))
     np.testing.assert_array_equal(one.labels, given.labels)
     blog = load_config(["pipeline=blog2021"]).pipeline
