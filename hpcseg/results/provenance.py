@@ -60,8 +60,8 @@ def run_fingerprint(resolved: dict) -> str:
     pipeline = {k: v for k, v in resolved["pipeline"].items() if k not in ACCEPTANCE_KEYS}
     geometry = {k: resolved["dataset"].get(k) for k in ROW_KEYS[:3]}
     columns = {k: resolved["dataset"].get(k) for k in ROW_KEYS[3:]}
-    # the mode decides rows too: refine.method=auto and diameter=auto run differently on whole
-    # images and on chunks (which chunks are sampled)
+    # the mode decides rows too: diameter=auto runs differently on whole images and on chunks
+    # (which chunks are sampled)
     mode = {k: v for k, v in (resolved.get("mode") or {}).items() if k in MODE_KEYS}
     rows = {**pipeline, **geometry, **{k: v for k, v in columns.items() if v}}
     return fingerprint({**rows, "mode": mode} if mode else rows)

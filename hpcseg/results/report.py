@@ -72,13 +72,14 @@ def overlay(image: np.ndarray, predicted: np.ndarray, truth: np.ndarray | None) 
 
 
 def _pipeline_of(run: dict, row: dict) -> PipelineConfig:
-    """The pipeline that made ``row``: the run's, with the image's own diameter and (tiled
-    rows) the tiled refinement; a run from before the diameter keeps its fixed lengths, one from
-    before ``refine.peak_smoothing`` measured the objects' bright levels on the smoothed image."""
+    """The pipeline that made ``row``: the run's, with the image's own diameter; a run from
+    before the diameter keeps its fixed lengths, one from before ``refine.peak_smoothing``
+    measured the objects' bright levels on the smoothed image. (Tiled rows from before
+    2026-12-07 ran ``refine.method=auto`` as components; they are redrawn with today's chain.)"""
     merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), run["config"]["pipeline"])
     if "peak_smoothing" not in run["config"]["pipeline"].get("refine", {}):
         merged.refine.peak_smoothing = 0.0
-    cfg = with_refinement(OmegaConf.to_object(merged), tiled=row.get("mode") == "tiled")
+    cfg = with_refinement(OmegaConf.to_object(merged))
     if "diameter" not in run["config"]["pipeline"]:  # its lengths were the reference's
         return diameter.resolve(cfg, diameter.REFERENCE, run["config"]["dataset"].get("ndim", 2))
     if row.get("diameter") is not None:

@@ -10,7 +10,7 @@ settings, so a folder from other inputs is cleared instead of reused.
 Why not Zarr: these arrays are written once and read a few times with halos by the same run, and
 Zarr 3 (Blosc lz4) moved them at about 300 MB/s here, decoding a whole neighbour chunk for each
 halo strip; a memory-mapped ``.npy`` reads only the strip (about 5x faster over a pass's reads
-and writes, measured on 2048x2048 chunks). The cost is disk: uncompressed, about 17 bytes per
+and writes, measured on 2048x2048 chunks). The cost is disk: uncompressed, about 19 bytes per
 image pixel while an image runs (measured on an 8192² mosaic; the folder goes when the image
 commits); chunks of labels are stored as uint16 where their values fit.
 """

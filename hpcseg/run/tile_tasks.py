@@ -332,20 +332,17 @@ def _refine_sums(job: TileJob, core: Region, union_of: Relabelled, own: np.ndarr
     def box_mean(values: np.ndarray) -> np.ndarray:
         return in_bands(lambda rows: ndi.uniform_filter(rows, bg_size), values, bg_size[0] // 2)
 
-    level = box_mean(intensity.astype(np.float32, copy=False) * weights)
+    weighted = intensity.astype(np.float32, copy=False) * weights  # the background's values
+    level = box_mean(weighted)
     norm = box_mean(weights)
     inner = within(core, level_crop)
-    level, norm = level[inner], norm[inner]
-    defined = norm > 1e-3
-    level = level / np.maximum(norm, 1e-3)
-    own = own.ravel()
-    values = intensity[inner].ravel()
-    background = ~near[inner].ravel()
-    fg = np.flatnonzero(own)
-    group = own[fg]  # compact ids: per-id sums by bincount, then the ids present
-    v = (values if bright is None else bright.ravel())[fg].astype(np.float64)
-    lv = level.ravel()[fg].astype(np.float64)
-    ok = defined.ravel()[fg]
+    # the objects' pixels only, read through views of the core (no copies of the whole core)
+    inside = own > 0
+    group = own[inside]  # compact ids: per-id sums by bincount, then the ids present
+    norm_at = norm[inner][inside]
+    ok = norm_at > 1e-3
+    lv = level[inner][inside] / np.maximum(norm_at, 1e-3)  # float32, as the whole image
+    v = (intensity[inner] if bright is None else bright)[inside].astype(np.float64)
     count = label_sizes(group)
     ids = present_ids(group, count)
 
@@ -357,11 +354,20 @@ def _refine_sums(job: TileJob, core: Region, union_of: Relabelled, own: np.ndarr
         "count": count[ids].astype(np.int64),
         "sum": per_id(v),
         "sum2": per_id(v * v),
-        "level": per_id(np.where(ok, lv, 0.0)),
+        "level": per_id(np.where(ok, lv, 0.0)),  # bincount adds float32 weights in float64
         "undefined": per_id(~ok).astype(np.int64),
-        "bg_sum": np.asarray(values[background].astype(np.float64).sum()),
-        "bg_count": np.asarray(int(background.sum())),
+        "bg_sum": np.asarray(_background_sum(intensity[inner], weighted[inner], weights[inner])),
+        "bg_count": np.asarray(int(weights[inner].sum(dtype=np.int64))),
     }
+
+
+def _background_sum(values: np.ndarray, weighted: np.ndarray, weights: np.ndarray) -> float:
+    """The sum of ``values`` where ``weights`` is 1 (the background, in float64): from
+    ``weighted`` (values x weights, float32, 0 near objects) when float32 holds the values
+    exactly, else from the values themselves."""
+    if values.dtype in FLOAT32_EXACT:
+        return float(weighted.sum(dtype=np.float64))
+    return float(values[weights > 0].astype(np.float64).sum())
 
 
 def _bright(job: TileJob, core: Region) -> np.ndarray | None:
@@ -426,7 +432,8 @@ def _padded(start: np.ndarray, stop: np.ndarray, shape: tuple[int, ...]) -> Regi
 def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
     """The watershed landscape of this core (scratch ``height``: each object's distance to its
     edge, from the object's whole box, smoothed) and its seeds (the window maxima) labelled
-    (scratch ``seedparts``) with each seed's first pixel and the object it falls in.
+    (its pixels returned: ``seed_at``, ``seed_label``) with each seed's first pixel and the
+    object it falls in.
 
     ``extra``: the objects (:class:`Relabelled`) and their boxes (start, stop), indexed by id.
     """
@@ -460,15 +467,37 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     peaks = (core_height == maxima[inner]) & (core_height > 0)
     job.scratch.write("height", core, core_height)
     seeds, n = label_seeds(peaks)
-    job.scratch.write("seedparts", core, seeds)
     flat = seeds.ravel()
     pixels = np.flatnonzero(flat)
-    first_local = np.unique(flat[pixels], return_index=True)[1]
-    first_local = pixels[first_local]
+    local = flat[pixels]
+    first_local = pixels[np.unique(local, return_index=True)[1]]
     first = _global_index(first_local, core, job.grid.shape)
     at = np.unravel_index(first_local, seeds.shape)  # not a copy of the core's labels
     owner = labels[within(core, region)][at].astype(np.int64)
-    return {"n": np.asarray(n), "first": first, "owner": owner, **_faces(seeds)}
+    origin = np.array([c.start for c in core], np.int64)[:, None]
+    where = np.stack(np.unravel_index(pixels, seeds.shape)).astype(np.int64) + origin
+    return {"n": np.asarray(n), "first": first, "owner": owner, "seed_at": where,
+            "seed_label": local.astype(np.int32), **_faces(seeds)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SeedPixels:
+    """The watershed's seeds of the whole image, kept sparse (a few pixels per nucleus): the
+    pixels' coordinates (ndim x n) and their global seed ids. Sent to every chunk of a pass
+    instead of a stored seed image (about 6 % of the seeds passes went to writing and reading
+    that mostly empty image)."""
+
+    at: np.ndarray
+    ids: np.ndarray
+
+    def read(self, job: TileJob, region: Region) -> np.ndarray:
+        """The seed ids painted into ``region`` (0 elsewhere), as a seed image would read."""
+        out = np.zeros(tuple(r.stop - r.start for r in region), np.int32)
+        start = np.array([r.start for r in region], np.int64)[:, None]
+        stop = np.array([r.stop for r in region], np.int64)[:, None]
+        inside = np.flatnonzero(np.all((self.at >= start) & (self.at < stop), axis=0))
+        out[tuple(self.at[:, inside] - start)] = self.ids[inside]
+        return out
 
 
 def objects_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
@@ -483,7 +512,7 @@ def _keys(job: TileJob, core: Region, objects: Relabelled, split_by: tuple | Non
     (0 for an object that is not split), each split object flooded on its whole box.
 
     ``objects``: the objects (:class:`Relabelled`); ``split_by``: None (no split) or (is_split
-    per object id, boxes (start, stop), base, the seeds (:class:`Relabelled`)).
+    per object id, boxes (start, stop), base, the seeds (:class:`SeedPixels`)).
     """
     labels = objects.read(job, core)
     if split_by is None:

@@ -50,7 +50,11 @@ from hpcseg.pipeline.moments import LabelMoments, merge
 from hpcseg.pipeline.stitch import Components
 from hpcseg.run import tile_tasks as tasks
 from hpcseg.run.signals import Stop
-from hpcseg.run.tile_tasks import Relabelled, TileJob, faces_from
+from hpcseg.run.tile_tasks import Relabelled, SeedPixels, TileJob, faces_from
+
+# the passes' layout (their names, scratch arrays and results): a scratch folder written with
+# another one is not resumed (2: refine=objects tiled, seeds sent as pixels, 2026-12-07)
+PASSES_FORMAT = 2
 
 # a mapper runs fn(job, k, index, extra) for every (k, index, extra) and returns the results
 # in order; ``shared`` is the extra of items whose own extra is None (sent once per worker)
@@ -173,8 +177,8 @@ def segment_tiled(
     cfg, grid = job.pipeline, job.grid
     for name, dtype in (("smoothed", job.smoothed_dtype), ("mask", np.uint8),
                         ("parts", np.int32), ("refined", np.int32),
-                        ("height", np.float32), ("seedparts", np.int32),
-                        ("pieces", np.int32), ("keys", np.int32)):  # fmt: skip
+                        ("height", np.float32), ("pieces", np.int32),
+                        ("keys", np.int32)):  # fmt: skip
         job.scratch.create(name, dtype)
     passes = _Passes(job, mapper, progress, stop)
     n = len(passes.indices)
@@ -340,7 +344,7 @@ def _cuts(job: TileJob, stats: list[dict], n_objects: int) -> np.ndarray:
 def _seeds(job: TileJob, passes: _Passes, objects: Relabelled, n_objects: int,
            boxes: tuple, step: str = "seeds") -> tuple:  # fmt: skip
     """The seeds joined across chunks, each given to the object of its first pixel: which
-    objects have two or more, their boxes, the key base, the seeds (:class:`Relabelled`)."""
+    objects have two or more, their boxes, the key base, the seeds (:class:`SeedPixels`)."""
     found = passes.run(step, tasks.seeds_chunk, shared=(objects, boxes))
     seeds = Components.join(job.grid, _counts(found), _faces(found, job.grid.ndim),
                             np.ones((3,) * job.grid.ndim, bool))  # fmt: skip
@@ -350,8 +354,10 @@ def _seeds(job: TileJob, passes: _Passes, objects: Relabelled, n_objects: int,
     order = np.lexsort((first, seed))
     leading = order[np.unique(seed[order], return_index=True)[1]]
     per_object = np.bincount(owner[leading], minlength=n_objects + 1)
-    luts = tuple(seeds.of_chunk(k).astype(np.int32) for k in range(len(found)))
-    return per_object >= 2, boxes, seeds.n_components + 1, Relabelled("seedparts", luts)
+    at = np.concatenate([f["seed_at"] for f in found], axis=1)
+    ids = np.concatenate([seeds.of_chunk(k)[f["seed_label"]] for k, f in enumerate(found)])
+    pixels = SeedPixels(at, ids.astype(np.int32))
+    return per_object >= 2, boxes, seeds.n_components + 1, pixels
 
 
 def _objects(job: TileJob, passes: _Passes, measured: list[dict]) -> tuple[dict, dict, Relabelled]:

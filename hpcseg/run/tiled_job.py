@@ -34,7 +34,13 @@ from hpcseg.results.scratch import tiled_root
 from hpcseg.results.tables import images_schema, images_table, objects_table
 from hpcseg.run.signals import Stop
 from hpcseg.run.tile_tasks import TileJob
-from hpcseg.run.tiled import Mapper, TiledSegmentation, TiledStopped, segment_tiled
+from hpcseg.run.tiled import (
+    PASSES_FORMAT,
+    Mapper,
+    TiledSegmentation,
+    TiledStopped,
+    segment_tiled,
+)
 from hpcseg.run.worker import BatchJob, BatchSummary, batch_key
 
 log = logging.getLogger("hpcseg")
@@ -169,7 +175,10 @@ def process_tiled(
         for stale in folder.parent.glob(f"{record.image_id}-*"):  # left by other settings
             if stale != folder:
                 shutil.rmtree(stale, ignore_errors=True)
+        # the concrete pipeline (its chain and lengths) and the passes' layout decide what the
+        # committed chunks hold: a folder left by other ones (another version) starts afresh
         meta = {"fingerprint": job.fingerprint, "chunk": list(grid.chunk),
+                "passes": PASSES_FORMAT, "pipeline": repr(pipeline),
                 "input": {k: v for k, v in row.items() if k.startswith("input_")}}  # fmt: skip
         if scratch.prepare(meta):
             log.info(

@@ -129,8 +129,8 @@ def test_plots_use_microns_when_the_pixel_size_is_known():
 
 
 def test_overlays_redraw_each_image_with_the_pipeline_that_made_it():
-    """The image's own diameter, the tiled refinement for tiled rows, and a run from before
-    the diameter (no `diameter` key) with its fixed lengths."""
+    """The image's own diameter (tiled rows the same chain), and a run from before the
+    diameter (no `diameter` key) with its fixed lengths."""
     from hpcseg.config.compose import load_config
     from hpcseg.config.schemas import as_plain
     from hpcseg.results.report import _pipeline_of
@@ -138,7 +138,7 @@ def test_overlays_redraw_each_image_with_the_pipeline_that_made_it():
     run = {"config": as_plain(load_config([]))}
     whole = _pipeline_of(run, {"mode": "images", "diameter": 35.6})
     assert (whole.diameter, str(whole.refine.method)) == ("35.6", "objects")
-    assert str(_pipeline_of(run, {"mode": "tiled", "diameter": None}).refine.method) == "components"
+    assert str(_pipeline_of(run, {"mode": "tiled", "diameter": None}).refine.method) == "objects"
     old = as_plain(load_config(["pipeline=nuclei_v1"]))
     del old["pipeline"]["diameter"]
     for key in ("margin", "window"):
