@@ -240,9 +240,13 @@ def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner, pipeline
         "shape features",
     ],
 )
-def test_other_settings_tiled_equal_one_shot(overrides):
+@pytest.mark.parametrize("pipeline", ["nuclei_v1", "default"])
+def test_other_settings_tiled_equal_one_shot(overrides, pipeline):
     image = synthetic_frame(3, 0)[0][:300, :400]
-    cfg = load_config(["pipeline=nuclei_v1", *overrides]).pipeline
+    if pipeline == "default":  # the per-object cut and the second split under each setting
+        cfg = default_at_reference(overrides)
+    else:
+        cfg = load_config(["pipeline=nuclei_v1", *overrides]).pipeline
     assert_equal_to_one_shot(image, cfg, (70, 90))
 
 
