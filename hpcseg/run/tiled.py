@@ -203,15 +203,14 @@ def segment_tiled(
     n_objects, boxes, objects = _keep(job, parts, "parts")
     method = str(cfg.refine.method)
     if method == "components" and n_objects:
-        n_objects, boxes, objects = _refine(job, passes, objects, n_objects)
+        stats = passes.run("refine_stats", tasks.refine_stats_chunk, shared=objects)
+        n_objects, boxes, objects = _cut(job, passes, objects, n_objects, stats)
     elif method == "objects" and n_objects:  # a first split's objects cut, then split again
         first = _seeds(job, passes, objects, n_objects, boxes, "first_seeds")
         stats = passes.run("refine_stats", tasks.pieces_stats_chunk, shared=(objects, first))
         n_pieces, pieces = _numbered(stats)
         stats = [{**s, "ids": lut[s["ids"]]} for s, lut in zip(stats, pieces.luts, strict=True)]
-        cut = _cuts(job, stats, n_pieces)
-        parts = passes.run("refine_apply", tasks.refine_apply_chunk, shared=(pieces, cut))
-        n_objects, boxes, objects = _keep(job, parts, "refined")
+        n_objects, boxes, objects = _cut(job, passes, pieces, n_pieces, stats)
     split = None
     if str(cfg.split.method) == "watershed" and n_objects:
         split = _seeds(job, passes, objects, n_objects, boxes)
@@ -302,10 +301,10 @@ def _keep(job: TileJob, parts: list[dict], array: str) -> tuple[int, tuple, Rela
     return int(keep.sum()), boxes, Relabelled(array, luts)
 
 
-def _refine(job: TileJob, passes: _Passes, objects: Relabelled, n_objects: int) -> tuple:
-    """Each object cut at its own threshold, the cut objects joined and size-filtered again
-    (as :func:`_keep`)."""
-    stats = passes.run("refine_stats", tasks.refine_stats_chunk, shared=objects)
+def _cut(job: TileJob, passes: _Passes, objects: Relabelled, n_objects: int,
+         stats: list[dict]) -> tuple:  # fmt: skip
+    """Each object cut at its own threshold (from its sums ``stats``, by global id), the cut
+    objects joined and size-filtered again (as :func:`_keep`)."""
     cut = _cuts(job, stats, n_objects)
     parts = passes.run("refine_apply", tasks.refine_apply_chunk, shared=(objects, cut))
     return _keep(job, parts, "refined")
