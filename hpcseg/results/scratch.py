@@ -10,9 +10,10 @@ settings, so a folder from other inputs is cleared instead of reused.
 Why not Zarr: these arrays are written once and read a few times with halos by the same run, and
 Zarr 3 (Blosc lz4) moved them at about 300 MB/s here, decoding a whole neighbour chunk for each
 halo strip; a memory-mapped ``.npy`` reads only the strip (about 5x faster over a pass's reads
-and writes, measured on 2048x2048 chunks). The cost is disk: uncompressed, about 19 bytes per
-image pixel while an image runs (measured on an 8192² mosaic; the folder goes when the image
-commits); chunks of labels are stored as uint16 where their values fit.
+and writes, measured on 2048x2048 chunks). The cost is disk: uncompressed, at most about 14
+bytes per image pixel while an image runs (the default chain on an 8192² uint16 mosaic, with
+each array released once no later pass reads it; the folder goes when the image commits);
+chunks of labels are stored as uint16 where their values fit.
 """
 
 from __future__ import annotations
@@ -57,11 +58,23 @@ class Scratch:
 
     def create(self, name: str, dtype) -> None:
         """A chunked array of ``dtype`` (a chunk reads as zeros until it is written) unless it
-        exists (a resumed pass keeps its chunks)."""
+        exists (a resumed pass keeps its chunks; a released one stays released)."""
         folder = self.folder / name
         if not (folder / "dtype").exists():
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "dtype").write_text(np.dtype(dtype).str)
+
+    def release(self, *names: str) -> None:
+        """Delete arrays no later pass reads: the disk and page cache they held are free for
+        the next passes' arrays. Marked first, so a read or write of a released array fails
+        (instead of reading zeros), also after a kill halfway through."""
+        for name in names:
+            folder = self.folder / name
+            if not folder.is_dir() or (folder / RELEASED).exists():
+                continue
+            (folder / RELEASED).touch()
+            for path in folder.glob("*.npy"):
+                path.unlink(missing_ok=True)
 
     def read(self, name: str, region: Region) -> np.ndarray:
         """The pixels of ``region`` (any box of the image) from the chunks it overlaps."""
@@ -81,6 +94,7 @@ class Scratch:
     def _pieces(self, name: str, region: Region):
         """(where in ``region``, chunk number, the stored pixels there) of each written chunk
         that ``region`` overlaps (memory-mapped: only those pixels are read)."""
+        self._check_kept(name)
         if not all(r.stop > r.start for r in region):
             return
         for index in self.grid.overlapping(region):
@@ -98,11 +112,16 @@ class Scratch:
         index = tuple(r.start // c for r, c in zip(region, self.grid.chunk, strict=True))
         if self.grid.core(index) != tuple(region):
             raise ValueError(f"scratch writes are whole chunks: {region} is not a chunk's core")
+        self._check_kept(name)
         path = self._chunk_path(name, index)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             np.save(f, _narrowed(np.asarray(block, dtype=_dtype(self.folder / name))))
         os.replace(tmp, path)
+
+    def _check_kept(self, name: str) -> None:
+        if (self.folder / name / RELEASED).exists():
+            raise RuntimeError(f"{self.folder / name}: this scratch array was released")
 
     def _chunk_path(self, name: str, index: tuple[int, ...]) -> Path:
         return self.folder / name / f"{'_'.join(map(str, index))}.npy"
@@ -130,6 +149,8 @@ class Scratch:
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
+
+RELEASED = "released"  # the marker of an array :meth:`Scratch.release` deleted
 
 MAPPED_BLOCK = 65536  # pixels per lookup: the gather's index copy stays in the CPU cache
 

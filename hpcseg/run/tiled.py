@@ -53,8 +53,9 @@ from hpcseg.run.signals import Stop
 from hpcseg.run.tile_tasks import Relabelled, SeedPixels, TileJob, faces_from
 
 # the passes' layout (their names, scratch arrays and results): a scratch folder written with
-# another one is not resumed (2: refine=objects tiled, seeds sent as pixels, 2026-12-07)
-PASSES_FORMAT = 2
+# another one is not resumed (2: refine=objects tiled, seeds sent as pixels, 2026-12-07;
+# 3: the first split's landscape in its own array, arrays released once read)
+PASSES_FORMAT = 3
 
 # a mapper runs fn(job, k, index, extra) for every (k, index, extra) and returns the results
 # in order; ``shared`` is the extra of items whose own extra is None (sent once per worker)
@@ -175,10 +176,11 @@ def segment_tiled(
     ``labels_to(fresh)`` (the output label array's path; created anew when ``fresh``) the
     final labels are written there chunk by chunk too."""
     cfg, grid = job.pipeline, job.grid
-    for name, dtype in (("smoothed", job.smoothed_dtype), ("mask", np.uint8),
+    for name, dtype in (("raw", np.dtype(job.image.dtype)),
+                        ("smoothed", job.smoothed_dtype), ("mask", np.uint8),
                         ("parts", np.int32), ("refined", np.int32),
-                        ("height", np.float32), ("pieces", np.int32),
-                        ("keys", np.int32)):  # fmt: skip
+                        ("first_height", np.float32), ("height", np.float32),
+                        ("pieces", np.int32), ("keys", np.int32)):  # fmt: skip
         job.scratch.create(name, dtype)
     passes = _Passes(job, mapper, progress, stop)
     n = len(passes.indices)
@@ -200,21 +202,26 @@ def segment_tiled(
         is_hole[0] = False
         holes = [is_hole[background.of_chunk(k)] for k in range(n)]
     parts = passes.run("clean", tasks.clean_chunk, per_chunk=holes or [None] * n)
+    job.scratch.release("mask")  # each array goes once no later pass reads it
     n_objects, boxes, objects = _keep(job, parts, "parts")
     method = str(cfg.refine.method)
     if method == "components" and n_objects:
         stats = passes.run("refine_stats", tasks.refine_stats_chunk, shared=objects)
         n_objects, boxes, objects = _cut(job, passes, objects, n_objects, stats)
     elif method == "objects" and n_objects:  # a first split's objects cut, then split again
-        first = _seeds(job, passes, objects, n_objects, boxes, "first_seeds")
+        first = _seeds(job, passes, objects, n_objects, boxes, "first_seeds", "first_height")
         stats = passes.run("refine_stats", tasks.pieces_stats_chunk, shared=(objects, first))
+        job.scratch.release("parts", "first_height")  # the pieces hold the first split
         n_pieces, pieces = _numbered(stats)
         stats = [{**s, "ids": lut[s["ids"]]} for s, lut in zip(stats, pieces.luts, strict=True)]
         n_objects, boxes, objects = _cut(job, passes, pieces, n_pieces, stats)
+    # the refinement's inputs go (the objects are ``refined`` now, or still ``parts``)
+    job.scratch.release("smoothed", "pieces", *sorted({"parts", "refined"} - {objects.array}))
     split = None
     if str(cfg.split.method) == "watershed" and n_objects:
         split = _seeds(job, passes, objects, n_objects, boxes)
     measured = passes.run("objects", tasks.objects_chunk, shared=(objects, split))
+    job.scratch.release(objects.array, "height", "raw")  # scratch ``keys`` holds the objects
     objects, summary, final = _objects(job, passes, measured)
     if labels_to is not None:  # a fresh label array unless a killed run began writing it
         resumed = job.scratch.result_path("labels", 0).parent.is_dir()
@@ -341,10 +348,11 @@ def _cuts(job: TileJob, stats: list[dict], n_objects: int) -> np.ndarray:
 
 
 def _seeds(job: TileJob, passes: _Passes, objects: Relabelled, n_objects: int,
-           boxes: tuple, step: str = "seeds") -> tuple:  # fmt: skip
+           boxes: tuple, step: str = "seeds", height: str = "height") -> tuple:  # fmt: skip
     """The seeds joined across chunks, each given to the object of its first pixel: which
-    objects have two or more, their boxes, the key base, the seeds (:class:`SeedPixels`)."""
-    found = passes.run(step, tasks.seeds_chunk, shared=(objects, boxes))
+    objects have two or more, their boxes, the key base, the seeds (:class:`SeedPixels`), the
+    scratch array of the landscape (``height``)."""
+    found = passes.run(step, tasks.seeds_chunk, shared=(objects, boxes, height))
     seeds = Components.join(job.grid, _counts(found), _faces(found, job.grid.ndim),
                             np.ones((3,) * job.grid.ndim, bool))  # fmt: skip
     first = np.concatenate([f["first"] for f in found])
@@ -356,7 +364,7 @@ def _seeds(job: TileJob, passes: _Passes, objects: Relabelled, n_objects: int,
     at = np.concatenate([f["seed_at"] for f in found], axis=1)
     ids = np.concatenate([seeds.of_chunk(k)[f["seed_label"]] for k, f in enumerate(found)])
     pixels = SeedPixels(at, ids.astype(np.int32))
-    return per_object >= 2, boxes, seeds.n_components + 1, pixels
+    return per_object >= 2, boxes, seeds.n_components + 1, pixels, height
 
 
 def _objects(job: TileJob, passes: _Passes, measured: list[dict]) -> tuple[dict, dict, Relabelled]:

@@ -67,9 +67,10 @@ def small_bands_and_lookup_blocks():
 
 @dataclass(frozen=True)
 class InMemory:
-    """An array with the LargeImage interface (shape, dtype, read)."""
+    """An array with the LargeImage interface (shape, dtype, compressed, read)."""
 
     pixels: np.ndarray
+    compressed: bool = False  # as if stored compressed: the tiled mode copies it to scratch
 
     @property
     def shape(self):
@@ -83,11 +84,12 @@ class InMemory:
         return self.pixels[region]
 
 
-def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS):
+def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS,
+          compressed: bool = False):  # fmt: skip
     """The tiled result and its label image."""
     with tempfile.TemporaryDirectory() as folder:
         grid = ChunkGrid(image.shape, chunk)
-        job = TileJob(InMemory(image), cfg, sampling, grid, folder,
+        job = TileJob(InMemory(image, compressed), cfg, sampling, grid, folder,
                       min_object_size(cfg, image.ndim, sampling))  # fmt: skip
         result = segment_tiled(job)
         labels = result.labels(job, tuple(slice(0, s) for s in image.shape))
@@ -95,10 +97,11 @@ def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = W
 
 
 def assert_equal_to_one_shot(
-    image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS
-):
+    image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS,
+    compressed: bool = False,
+):  # fmt: skip
     one = segment(image, cfg, sampling)
-    result, labels = tiled(image, cfg, chunk, sampling)
+    result, labels = tiled(image, cfg, chunk, sampling, compressed)
     np.testing.assert_array_equal(labels, one.labels)
     assert result.threshold == one.threshold
     assert result.summary["area_total"] == one.summary["area_total"]
@@ -187,10 +190,11 @@ def test_empty_chunks_and_an_empty_image():
     chunk_x=st.integers(12, 160),
     connectivity=st.sampled_from([1, 2]),
     pipeline=st.sampled_from(["nuclei_v1", "default"]),
+    compressed=st.booleans(),
 )
 @pytest.mark.slow
 def test_property_nuclei_tiled_equals_one_shot(
-    seed, height, width, chunk_y, chunk_x, connectivity, pipeline
+    seed, height, width, chunk_y, chunk_x, connectivity, pipeline, compressed
 ):
     image = mosaic_region(seed, (height, width), (slice(0, height), slice(0, width)))
     connected = [f"pipeline.label.connectivity={connectivity}"]
@@ -198,7 +202,8 @@ def test_property_nuclei_tiled_equals_one_shot(
         cfg = default_at_reference(connected)
     else:
         cfg = load_config(["pipeline=nuclei_v1", *connected]).pipeline
-    assert_equal_to_one_shot(image, cfg, (min(chunk_y, height), min(chunk_x, width)))
+    chunk = (min(chunk_y, height), min(chunk_x, width))
+    assert_equal_to_one_shot(image, cfg, chunk, compressed=compressed)
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -207,14 +212,15 @@ def test_property_nuclei_tiled_equals_one_shot(
     chunk=st.tuples(st.integers(4, 24), st.integers(16, 96), st.integers(16, 96)),
     corner=st.tuples(st.integers(0, 16), st.integers(0, 96), st.integers(0, 96)),
     pipeline=st.sampled_from(["nuclei_v1", "default"]),
+    compressed=st.booleans(),
 )
 @pytest.mark.slow
-def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner, pipeline):
+def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner, pipeline, compressed):
     z, y, x = corner
     stack = STACK[z : z + depth, y : y + 96, x : x + 96]
     chunk = tuple(min(c, s) for c, s in zip(chunk, stack.shape, strict=True))
     cfg = NUCLEI_3D if pipeline == "nuclei_v1" else DEFAULT_3D
-    assert_equal_to_one_shot(stack, cfg, chunk, Sampling(0.5, 1.0))
+    assert_equal_to_one_shot(stack, cfg, chunk, Sampling(0.5, 1.0), compressed)
 
 
 @pytest.mark.parametrize(
@@ -278,12 +284,69 @@ def test_chunk_results_are_reused_after_an_interruption(tmp_path):
             step, fn, job, k, index, shared if extra is None else extra)
             for k, index, extra in items]  # fmt: skip
 
-    first = segment_tiled(job, counting)
-    job.scratch.result_path("objects", 4).unlink()  # as if killed before chunk 4 committed
+    class Killed(Exception):
+        pass
+
+    def killed_in_objects(step, fn, job, items, shared):  # 4 chunks of the pass, then a kill
+        if step == "objects":
+            counting(step, fn, job, items[:4], shared)
+            raise Killed
+        return counting(step, fn, job, items, shared)
+
+    with pytest.raises(Killed):
+        segment_tiled(job, killed_in_objects)
     calls.clear()
-    second = segment_tiled(job, counting)
-    assert dict(calls)["objects"] == 1 and all(n == 0 for s, n in calls if s != "objects")
-    np.testing.assert_array_equal(first.objects["area"], second.objects["area"])
+    resumed = segment_tiled(job, counting)
+    n_chunks = len(grid.indices())
+    assert dict(calls)["objects"] == n_chunks - 4
+    assert all(n == 0 for s, n in calls if s != "objects")
+    fresh = TileJob(InMemory(image), NUCLEI, Sampling(), grid, str(tmp_path / "fresh"), 30)
+    whole = segment_tiled(fresh)
+    for column in ("label", "area", "mean_intensity", "centroid-0", "centroid-1"):
+        np.testing.assert_array_equal(whole.objects[column], resumed.objects[column])
+
+
+@pytest.mark.parametrize("pipeline", ["nuclei_v1", "default"])
+def test_a_compressed_image_is_decoded_once_per_chunk(pipeline):
+    """A compressed image's chunks are decoded by the smooth pass only (with its halo); the
+    later passes read the copy in scratch ``raw``, with the same results."""
+    image = synthetic_frame(0, 1)[0][:260, :348]
+    cfg = NUCLEI if pipeline == "nuclei_v1" else DEFAULT
+    reads: list[tuple[slice, ...]] = []
+
+    @dataclass(frozen=True)
+    class Counted(InMemory):
+        def read(self, region):
+            reads.append(region)
+            return super().read(region)
+
+    grid = ChunkGrid(image.shape, (128, 128))
+    with tempfile.TemporaryDirectory() as folder:
+        job = TileJob(Counted(image, compressed=True), cfg, WHOLE_PIXELS, grid, folder,
+                      min_object_size(cfg, 2, WHOLE_PIXELS))  # fmt: skip
+        result = segment_tiled(job)
+        labels = result.labels(job, tuple(slice(0, s) for s in image.shape))
+    expected = [grid.grow(grid.core(i), job.smooth_halo) for i in grid.indices()]
+    assert reads == expected
+    np.testing.assert_array_equal(labels, segment(image, cfg).labels)
+    if pipeline == "default":
+        assert_equal_to_one_shot(image, cfg, (128, 128), compressed=True)
+
+
+def test_released_scratch_arrays_cannot_be_read(tmp_path):
+    """The passes delete each array once no later pass reads it; a read or write of a released
+    array fails instead of reading zeros (a resumed pass would otherwise get empty chunks)."""
+    image = synthetic_frame(0, 2)[0]
+    grid = ChunkGrid(image.shape, (200, 200))
+    job = TileJob(InMemory(image), NUCLEI, Sampling(), grid, str(tmp_path), 30)
+    segment_tiled(job)
+    folder = tmp_path
+    kept = {p.parent.name for p in folder.glob("*/*.npy")}
+    assert kept == {"keys"}  # the final labels only
+    with pytest.raises(RuntimeError, match="released"):
+        job.scratch.read("smoothed", grid.core((0, 0)))
+    with pytest.raises(RuntimeError, match="released"):
+        job.scratch.write("height", grid.core((0, 0)), np.zeros((200, 200), np.float32))
 
 
 @pytest.mark.blog
