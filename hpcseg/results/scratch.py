@@ -32,6 +32,11 @@ def tiled_root(out_dir: str | Path) -> Path:
     return Path(out_dir) / "tiled"
 
 
+class ScratchReleased(RuntimeError):
+    """A pass needs an array that was released: a committed chunk result it came from is gone
+    (an unreadable file), so the image has to start afresh."""
+
+
 class Scratch:
     """One image's working folder (safe to use from many processes at once: each chunk writes
     only its own pixels and files)."""
@@ -121,7 +126,7 @@ class Scratch:
 
     def _check_kept(self, name: str) -> None:
         if (self.folder / name / RELEASED).exists():
-            raise RuntimeError(f"{self.folder / name}: this scratch array was released")
+            raise ScratchReleased(f"{self.folder / name}: this scratch array was released")
 
     def _chunk_path(self, name: str, index: tuple[int, ...]) -> Path:
         return self.folder / name / f"{'_'.join(map(str, index))}.npy"
@@ -145,6 +150,14 @@ class Scratch:
         with open(tmp, "wb") as f:
             np.savez(f, **values)
         os.replace(tmp, path)
+
+    def clear(self) -> None:
+        """Delete every array and chunk result, keeping the folder and its ``meta.json``."""
+        for path in self.folder.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.name != "meta.json":
+                path.unlink()
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -34,6 +34,7 @@ and its halo (an object's box when it floods or measures a split object).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from hpcseg.pipeline.grid import Region
 from hpcseg.pipeline.measure import column_names, from_moments, shape_feature_columns
 from hpcseg.pipeline.moments import LabelMoments, merge
 from hpcseg.pipeline.stitch import Components
+from hpcseg.results.scratch import ScratchReleased
 from hpcseg.run import tile_tasks as tasks
 from hpcseg.run.signals import Stop
 from hpcseg.run.tile_tasks import Relabelled, SeedPixels, TileJob, faces_from
@@ -56,6 +58,8 @@ from hpcseg.run.tile_tasks import Relabelled, SeedPixels, TileJob, faces_from
 # another one is not resumed (2: refine=objects tiled, seeds sent as pixels, 2026-12-07;
 # 3: the first split's landscape in its own array, arrays released once read)
 PASSES_FORMAT = 3
+
+log = logging.getLogger("hpcseg")
 
 # a mapper runs fn(job, k, index, extra) for every (k, index, extra) and returns the results
 # in order; ``shared`` is the extra of items whose own extra is None (sent once per worker)
@@ -174,7 +178,27 @@ def segment_tiled(
 ) -> TiledSegmentation:
     """Segment and measure ``job.image`` chunk by chunk (see the module doc); with
     ``labels_to(fresh)`` (the output label array's path; created anew when ``fresh``) the
-    final labels are written there chunk by chunk too."""
+    final labels are written there chunk by chunk too.
+
+    A resumed run whose committed results cannot all be read again (a damaged file) while the
+    arrays they came from were already released starts the image afresh (a warning)."""
+    try:
+        return _segment(job, mapper, progress, labels_to, stop)
+    except ScratchReleased as exc:
+        log.warning("%s; a chunk result it came from is unreadable: segmenting this image afresh",
+                    exc)  # fmt: skip
+        job.scratch.clear()
+        return _segment(job, mapper, progress, labels_to, stop)
+
+
+def _segment(
+    job: TileJob,
+    mapper: Mapper,
+    progress: Callable | None,
+    labels_to: Callable[[bool], str] | None,
+    stop: Stop | None,
+) -> TiledSegmentation:
+    """The passes of :func:`segment_tiled`, reusing the chunks committed before."""
     cfg, grid = job.pipeline, job.grid
     for name, dtype in (("raw", np.dtype(job.image.dtype)),
                         ("smoothed", job.smoothed_dtype), ("mask", np.uint8),

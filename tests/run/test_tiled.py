@@ -271,11 +271,14 @@ def test_nuclei_3d_tiled_equals_one_shot(chunk, shape_features):
     assert len(one.objects["label"]) > 5
 
 
-def test_chunk_results_are_reused_after_an_interruption(tmp_path):
-    """A pass's committed chunks are not run again (the tiled mode's resume)."""
+@pytest.mark.parametrize("pipeline", ["nuclei_v1", "default"])
+def test_chunk_results_are_reused_after_an_interruption(tmp_path, pipeline):
+    """A pass's committed chunks are not run again (the tiled mode's resume), also after the
+    arrays of the passes before were released."""
     image = synthetic_frame(0, 2)[0]
     grid = ChunkGrid(image.shape, (200, 200))
-    job = TileJob(InMemory(image), NUCLEI, Sampling(), grid, str(tmp_path), 30)
+    cfg = NUCLEI if pipeline == "nuclei_v1" else DEFAULT
+    job = TileJob(InMemory(image), cfg, Sampling(), grid, str(tmp_path), 30)
     calls = []
 
     def counting(step, fn, job, items, shared):
@@ -300,7 +303,7 @@ def test_chunk_results_are_reused_after_an_interruption(tmp_path):
     n_chunks = len(grid.indices())
     assert dict(calls)["objects"] == n_chunks - 4
     assert all(n == 0 for s, n in calls if s != "objects")
-    fresh = TileJob(InMemory(image), NUCLEI, Sampling(), grid, str(tmp_path / "fresh"), 30)
+    fresh = TileJob(InMemory(image), cfg, Sampling(), grid, str(tmp_path / "fresh"), 30)
     whole = segment_tiled(fresh)
     for column in ("label", "area", "mean_intensity", "centroid-0", "centroid-1"):
         np.testing.assert_array_equal(whole.objects[column], resumed.objects[column])
@@ -331,6 +334,21 @@ def test_a_compressed_image_is_decoded_once_per_chunk(pipeline):
     np.testing.assert_array_equal(labels, segment(image, cfg).labels)
     if pipeline == "default":
         assert_equal_to_one_shot(image, cfg, (128, 128), compressed=True)
+
+
+def test_an_unreadable_result_after_its_arrays_went_starts_the_image_afresh(tmp_path, caplog):
+    """A committed result that cannot be read again (a damaged file) is redone, but the arrays
+    its pass read were released: the image is segmented afresh, with a warning, not stuck."""
+    image = synthetic_frame(0, 2)[0]
+    grid = ChunkGrid(image.shape, (200, 200))
+    job = TileJob(InMemory(image), DEFAULT, Sampling(), grid, str(tmp_path), 30)
+    first = segment_tiled(job)
+    job.scratch.result_path("clean", 1).write_bytes(b"not an npz")  # damaged
+    with caplog.at_level("WARNING", logger="hpcseg"):
+        again = segment_tiled(job)
+    assert "segmenting this image afresh" in caplog.text
+    for column in ("label", "area", "mean_intensity", "centroid-0", "centroid-1"):
+        np.testing.assert_array_equal(first.objects[column], again.objects[column])
 
 
 def test_released_scratch_arrays_cannot_be_read(tmp_path):
