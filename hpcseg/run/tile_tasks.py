@@ -146,13 +146,22 @@ class LabelsRead:
     labels: np.ndarray
 
     @classmethod
-    def of(cls, job: TileJob, objects: Relabelled, region: Region, boxes: tuple | None = None,
-           meeting: Region | None = None) -> LabelsRead:  # fmt: skip
-        """``objects`` read over ``region`` and the boxes (start, stop arrays by id, empty
-        rows for none) of every object whose box meets ``meeting`` (default ``region``): those
-        that may have pixels there."""
+    def of(
+        cls,
+        job: TileJob,
+        objects: Relabelled,
+        region: Region,
+        boxes: tuple | None = None,
+        meeting: Region | None = None,
+        among: np.ndarray | None = None,
+    ) -> LabelsRead:
+        """``objects`` read over ``region`` and the boxes (start, stop arrays by id) of every
+        object (of ``among``, a mask by id, if given) whose box meets ``meeting`` (default
+        ``region``): those that may have pixels there."""
         if boxes is not None:
             near = _meeting(*boxes, region if meeting is None else meeting)
+            if among is not None:
+                near = near[among[near]]
             if len(near):
                 region = union(region, box(boxes[0][near].min(axis=0),
                                            boxes[1][near].max(axis=0)))  # fmt: skip
@@ -480,12 +489,6 @@ def split_radii(job: TileJob) -> tuple[tuple[int, ...], tuple[int, ...], tuple[f
     return _half(window(c.min_distance, job.spacing)), gaussian_radius(sigmas), sigmas
 
 
-def _padded(start: np.ndarray, stop: np.ndarray, shape: tuple[int, ...]) -> Region:
-    """An object's box grown by one pixel (as object_distance), clipped to the image."""
-    return tuple(slice(max(int(a) - 1, 0), min(int(b) + 1, s))
-                 for a, b, s in zip(start, stop, shape, strict=True))  # fmt: skip
-
-
 def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
     """The watershed landscape of this core (scratch ``height``: each object's distance to its
     edge, from the object's whole box, smoothed) and its seeds (the window maxima) labelled
@@ -501,11 +504,12 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     peak_crop = job.grid.grow(core, half)
     region = job.grid.grow(peak_crop, radius)
     shape = np.asarray(job.grid.shape)
-    padded = (np.maximum(starts - 1, 0), np.minimum(stops + 1, shape))  # as _padded
+    # each object's box grown by one pixel (as object_distance), clipped to the image
+    padded = (np.maximum(starts - 1, 0), np.minimum(stops + 1, shape))
     read = LabelsRead.of(job, objects, region, padded)
     labels = read.crop(region)
     ids = present_ids(labels)
-    boxes = {int(i): _padded(starts[i], stops[i], job.grid.shape) for i in ids}
+    boxes = {int(i): box(padded[0][i], padded[1][i]) for i in ids}
     outer = region
     for b in boxes.values():
         outer = union(outer, b)
@@ -583,8 +587,7 @@ def _keys(job: TileJob, core: Region, objects: Relabelled, split_by: tuple | Non
         read = LabelsRead.of(job, objects, cover)
         return read.crop(core).astype(np.int64), read
     is_split, (starts, stops), base, seeds, height = split_by
-    split_boxes = (np.where(is_split[:, None], starts, 0), np.where(is_split[:, None], stops, 0))
-    read = LabelsRead.of(job, objects, cover, split_boxes, meeting=core)
+    read = LabelsRead.of(job, objects, cover, (starts, stops), meeting=core, among=is_split)
     labels = read.crop(core)
     keys = labels.astype(np.int64) * base
     present = present_ids(labels)
