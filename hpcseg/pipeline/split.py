@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.label import label_seeds
+from hpcseg.pipeline.packing import distance_each, watershed_each
 from hpcseg.pipeline.sampling import per_axis, window
 
 
@@ -28,18 +31,31 @@ def object_distance(
     else:
         distance = be.xp.zeros(components.shape, be.xp.float32)
         boxes = ndi.find_objects(components) if boxes is None else boxes
-        for index, box in enumerate(boxes, start=1):
-            if box is None:
-                continue
-            padded = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
-            own = components[padded] == index
-            distance[padded][own] = ndi.distance_transform_edt(own, sampling=spacing)[own]
+        ids = [i for i, box in enumerate(boxes, start=1) if box is not None]
+        padded = [grown_box(boxes[i - 1], components.shape) for i in ids]
+        owns = [components[b] == i for i, b in zip(ids, padded, strict=True)]
+        ringed = [
+            all(
+                s.start > 0 and s.stop < n
+                for s, n in zip(boxes[i - 1], components.shape, strict=True)
+            )
+            for i in ids
+        ]
+        for b, own, d in zip(padded, owns, distance_each(owns, spacing, ringed), strict=True):
+            distance[b][own] = d[own]
     if smoothing > 0:
         mask = components > 0
         sigma = per_axis(smoothing, spacing) if spacing else smoothing
         distance = ndi.gaussian_filter(distance, sigma)
         distance[~mask] = 0
     return distance
+
+
+def grown_box(box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``box`` grown by one pixel on every side, clipped to an array of ``shape``."""
+    return tuple(
+        slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, shape, strict=True)
+    )
 
 
 def landscape_map(
@@ -97,7 +113,7 @@ def watershed_split(
     :func:`hpcseg.pipeline.label.raster_order` numbers them.
     """
     be = backend_of(mask)
-    xp, ndi = be.xp, be.ndimage
+    ndi = be.ndimage
     structure = ndi.generate_binary_structure(mask.ndim, connectivity)
     components, n = ndi.label(mask, structure=structure)
     if n == 0:
@@ -114,25 +130,34 @@ def watershed_split(
         return components
     if be.batched:
         return _split_at_once(components, n, seeds, height, connectivity)
-    seed_pixels = xp.flatnonzero(seeds)
-    first = seed_pixels[xp.unique(seeds.ravel()[seed_pixels], return_index=True)[1]]
+    return _split_clumps(components, n, seeds, height, connectivity, boxes)
+
+
+def _split_clumps(components, n: int, seeds, height, connectivity: int, boxes: list):
+    """The splitting of :func:`watershed_split` without a batched backend: each component
+    with two or more seeds flooded on its box, all in one watershed call
+    (:func:`hpcseg.pipeline.packing.watershed_each`); the pieces are labelled n + 1 on."""
+    seed_pixels = np.flatnonzero(seeds)
+    first = seed_pixels[np.unique(seeds.ravel()[seed_pixels], return_index=True)[1]]
     owner = components.ravel()[first]  # the component of each seed
-    seeds_per_component = xp.bincount(owner, minlength=n + 1)
-    labels = components.astype(xp.int32)
-    next_label = n + 1
-    for index, box in enumerate(boxes, start=1):
-        if box is None or seeds_per_component[index] < 2:
-            continue
-        own = components[box] == index
-        local = seeds[box] * own
-        ids = xp.unique(local)[1:]
-        lut = xp.zeros(int(n_seeds) + 1, xp.int32)
-        lut[ids] = xp.arange(next_label, next_label + len(ids))
+    seeds_per_component = np.bincount(owner, minlength=n + 1)
+    labels = components.astype(np.int32)
+    chosen = [
+        i for i in range(1, n + 1) if boxes[i - 1] is not None and seeds_per_component[i] >= 2
+    ]
+    owns = [components[boxes[i - 1]] == i for i in chosen]
+    lut = np.zeros(int(seeds.max()) + 1, np.int32)  # seed id -> piece label, per component
+    heights, markers, next_label = [], [], n + 1
+    for i, own in zip(chosen, owns, strict=True):
+        local = seeds[boxes[i - 1]] * own
+        ids = np.unique(local)[1:]
+        lut[ids] = np.arange(next_label, next_label + len(ids))
         next_label += len(ids)
-        split = be.segmentation.watershed(
-            -height[box], lut[local], mask=own, connectivity=connectivity
-        )
-        labels[box][own] = split[own]
+        markers.append(lut[local])
+        heights.append(-height[boxes[i - 1]])
+    pieces = watershed_each(heights, markers, owns, connectivity)
+    for i, own, piece in zip(chosen, owns, pieces, strict=True):
+        labels[boxes[i - 1]][own] = piece[own]
     return labels
 
 

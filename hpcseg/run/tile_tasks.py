@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import zarr
 from scipy import ndimage as ndi
-from skimage.segmentation import watershed
 
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline import clean, smooth, threshold
@@ -27,6 +26,7 @@ from hpcseg.pipeline.grid import ChunkGrid, Region, box, union, within
 from hpcseg.pipeline.label import label_seeds, label_sizes
 from hpcseg.pipeline.measure import shape_columns
 from hpcseg.pipeline.moments import label_moments
+from hpcseg.pipeline.packing import distance_each, watershed_each
 from hpcseg.pipeline.sampling import Sampling, per_axis, window
 from hpcseg.pipeline.stitch import faces_of, label_chunk
 from hpcseg.results.scratch import Scratch
@@ -515,10 +515,11 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
         outer = union(outer, b)
     all_labels = read.crop(outer)
     distance = np.zeros(all_labels.shape, np.float32)
-    for i, b in boxes.items():
-        where = within(b, outer)
-        own = all_labels[where] == i
-        distance[where][own] = ndi.distance_transform_edt(own, sampling=job.spacing)[own]
+    wheres = [within(b, outer) for b in boxes.values()]
+    owns = [all_labels[where] == i for i, where in zip(boxes, wheres, strict=True)]
+    ringed = [bool((starts[i] > 0).all() and (stops[i] < shape).all()) for i in boxes]
+    for where, own, d in zip(wheres, owns, distance_each(owns, job.spacing, ringed), strict=True):
+        distance[where][own] = d[own]
     height = distance[within(region, outer)]
     if job.pipeline.split.smoothing > 0:
         height = in_bands(lambda rows: ndi.gaussian_filter(rows, sigmas), height, radius[0])
@@ -599,14 +600,15 @@ def _keys(job: TileJob, core: Region, objects: Relabelled, split_by: tuple | Non
         all_seeds = seeds.read(job, region)
         all_height = job.scratch.read(height, region)
         origin, end = [c.start for c in core], [c.stop for c in core]
-        for i in split:
+        wheres = [within(box(starts[i], stops[i]), region) for i in split]
+        owns = [all_labels[where] == i for i, where in zip(split, wheres, strict=True)]
+        floods = watershed_each(
+            [-all_height[where] for where in wheres],
+            [all_seeds[where] * own for where, own in zip(wheres, owns, strict=True)],
+            owns, job.pipeline.label.connectivity,
+        )  # fmt: skip
+        for i, own, flooded in zip(split, owns, floods, strict=True):
             b = box(starts[i], stops[i])
-            where = within(b, region)
-            own = all_labels[where] == i
-            flooded = watershed(
-                -all_height[where], all_seeds[where] * own, mask=own,
-                connectivity=job.pipeline.label.connectivity,
-            )  # fmt: skip
             part = box(np.maximum(starts[i], origin), np.minimum(stops[i], end))
             inside = own[within(part, b)]
             piece = flooded[within(part, b)][inside].astype(np.int64)
