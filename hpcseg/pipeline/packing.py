@@ -28,7 +28,7 @@ def pack(shapes: Sequence[tuple[int, ...]], gap: int = 1) -> tuple[tuple[int, ..
     tall, shelves stacked along the first axis (the middle axes of a 3-D box take the largest
     box's extent)."""
     if not shapes:
-        return (0,) * 0, []
+        return (), []
     ndim = len(shapes[0])
     middle = tuple(max(s[a] for s in shapes) for a in range(1, ndim - 1))
     area = sum((s[0] + gap) * (s[-1] + gap) for s in shapes)

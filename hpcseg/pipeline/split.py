@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.label import label_seeds
 from hpcseg.pipeline.packing import distance_each, watershed_each
@@ -137,21 +135,21 @@ def _split_clumps(components, n: int, seeds, height, connectivity: int, boxes: l
     """The splitting of :func:`watershed_split` without a batched backend: each component
     with two or more seeds flooded on its box, all in one watershed call
     (:func:`hpcseg.pipeline.packing.watershed_each`); the pieces are labelled n + 1 on."""
-    seed_pixels = np.flatnonzero(seeds)
-    first = seed_pixels[np.unique(seeds.ravel()[seed_pixels], return_index=True)[1]]
+    xp = backend_of(components).xp
+    seed_pixels = xp.flatnonzero(seeds)
+    first = seed_pixels[xp.unique(seeds.ravel()[seed_pixels], return_index=True)[1]]
     owner = components.ravel()[first]  # the component of each seed
-    seeds_per_component = np.bincount(owner, minlength=n + 1)
-    labels = components.astype(np.int32)
-    chosen = [
-        i for i in range(1, n + 1) if boxes[i - 1] is not None and seeds_per_component[i] >= 2
-    ]
+    seeds_per_component = xp.bincount(owner, minlength=n + 1)
+    labels = components.astype(xp.int32)
+    clumps = xp.flatnonzero(seeds_per_component[1:] >= 2) + 1
+    chosen = [int(i) for i in clumps if boxes[i - 1] is not None]
     owns = [components[boxes[i - 1]] == i for i in chosen]
-    lut = np.zeros(int(seeds.max()) + 1, np.int32)  # seed id -> piece label, per component
+    lut = xp.zeros(int(seeds.max()) + 1, xp.int32)  # seed id -> piece label, per component
     heights, markers, next_label = [], [], n + 1
     for i, own in zip(chosen, owns, strict=True):
         local = seeds[boxes[i - 1]] * own
-        ids = np.unique(local)[1:]
-        lut[ids] = np.arange(next_label, next_label + len(ids))
+        ids = xp.unique(local)[1:]
+        lut[ids] = xp.arange(next_label, next_label + len(ids))
         next_label += len(ids)
         markers.append(lut[local])
         heights.append(-height[boxes[i - 1]])
