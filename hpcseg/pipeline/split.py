@@ -144,7 +144,7 @@ def _split_clumps(components, n: int, seeds, height, connectivity: int, boxes: l
     clumps = xp.flatnonzero(seeds_per_component[1:] >= 2) + 1
     chosen = [int(i) for i in clumps if boxes[i - 1] is not None]
     owns = [components[boxes[i - 1]] == i for i in chosen]
-    lut = xp.zeros(int(seeds.max()) + 1, xp.int32)  # seed id -> piece label, per component
+    lut = xp.zeros(int(seeds.max()) + 1, xp.int32)  # seed id -> piece (set per clump)
     heights, markers, next_label = [], [], n + 1
     for i, own in zip(chosen, owns, strict=True):
         local = seeds[boxes[i - 1]] * own

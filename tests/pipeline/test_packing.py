@@ -7,6 +7,7 @@ import pytest
 import skimage.segmentation
 from scipy import ndimage as ndi
 
+from hpcseg.pipeline import packing
 from hpcseg.pipeline.packing import _markers_ranked, distance_each, pack, watershed_each
 
 
@@ -105,7 +106,57 @@ def test_watershed_each_equals_one_watershed_per_box(
         assert np.array_equal(got, expected)
 
 
-def test_the_probe_finds_markers_queued_at_their_values():
-    """The installed scikit-image queues markers at their image values (the probe's premise;
-    if a release changes that, the packed watershed turns itself off and this says so)."""
-    assert _markers_ranked()
+def test_where_markers_queue_at_one_value_every_box_runs_alone(monkeypatch):
+    """scikit-image 0.25.0-0.25.1 queue all markers at -inf (the probe says so): no packing."""
+    images, markers, masks = _flooding_problems(0, True)
+    monkeypatch.setattr(packing, "_markers_ranked", lambda: False)
+    calls = []
+    flood = skimage.segmentation.watershed
+    monkeypatch.setattr(
+        skimage.segmentation, "watershed", lambda *a, **k: calls.append(1) or flood(*a, **k)
+    )
+    packed = watershed_each(images, markers, masks)
+    assert len(calls) == len(images)
+    for image, marker, mask, got in zip(images, markers, masks, packed, strict=True):
+        assert np.array_equal(got, flood(image, marker, mask=mask, connectivity=1))
+
+
+def test_the_probe_matches_the_installed_flood():
+    """The probe's verdict is what the installed watershed does with two markers of different
+    values around one pixel (the lower one floods it when markers queue at their values)."""
+    low_last = skimage.segmentation.watershed(
+        np.array([[0.0, 0.0, -1.0]]), np.array([[1, 0, 2]], np.int32), connectivity=1
+    )
+    low_first = skimage.segmentation.watershed(
+        np.array([[-1.0, 0.0, 0.0]]), np.array([[1, 0, 2]], np.int32), connectivity=1
+    )
+    by_value = low_last[0, 1] == 2 and low_first[0, 1] == 1
+    assert _markers_ranked() == by_value
+
+
+def test_a_box_with_nan_or_wide_markers_floods_as_on_its_own():
+    """NaN heights order nothing (such a box runs alone); int64 markers come back int64."""
+    rng = np.random.default_rng(3)
+    images, markers, masks = _flooding_problems(2, True)
+    images[0] = images[0].copy()
+    images[0].ravel()[rng.choice(images[0].size, 5, replace=False)] = np.nan
+    markers = [m.astype(np.int64) + (2**40 if i == 1 else 0) * (m > 0) for i, m in
+               enumerate(markers)]  # fmt: skip
+    packed = watershed_each(images, markers, masks)
+    for image, marker, mask, got in zip(images, markers, masks, packed, strict=True):
+        expected = skimage.segmentation.watershed(image, marker, mask=mask, connectivity=1)
+        assert got.dtype == expected.dtype == np.int64
+        assert np.array_equal(got, expected)
+
+
+def test_canvases_hold_at_most_their_pixels_and_every_box_once(monkeypatch):
+    monkeypatch.setattr(packing, "CANVAS_PIXELS", 2000)
+    rng = np.random.default_rng(1)
+    shapes = [tuple(int(x) for x in rng.integers(1, 20, 3)) for _ in range(80)] + [(30, 30, 30)]
+    seen = []
+    for group, canvas, places in packing.canvases(shapes, gap=1):
+        assert len(group) == 1 or sum(int(np.prod(shapes[i])) for i in group) <= 2000
+        assert len(places) == len(group)
+        assert all(s.stop <= n for place in places for s, n in zip(place, canvas, strict=True))
+        seen += group
+    assert sorted(seen) == list(range(len(shapes)))
