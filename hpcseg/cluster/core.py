@@ -108,9 +108,10 @@ DASK_LOGGERS = ("distributed", "distributed.client", "distributed.gc", "bokeh", 
 
 
 def quiet_workers_for_shutdown(client: Client) -> None:
-    """Before a stopped run tears its cluster down with tasks still running: the workers'
-    Dask loggers to CRITICAL, so a worker that outlives the scheduler by a heartbeat logs no
-    traceback into the run's output (Dask's race, not an error of the run)."""
+    """Before a run tears its cluster down (done, or stopped with tasks still running): the
+    workers' Dask loggers to CRITICAL, so a worker that outlives the scheduler by a heartbeat
+    logs no traceback into the run's output (Dask's race, not an error of the run; seen once
+    in CI after a finished run: "Failed to communicate with scheduler during heartbeat")."""
     with contextlib.suppress(Exception):
         client.run(_quiet_dask_in_worker, on_error="ignore")
 

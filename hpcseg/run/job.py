@@ -273,6 +273,5 @@ def _compute(
                 progress.batch_done(done.key, 1, done.n_failed, done.n_objects)
         finally:
             progress.close()
-            if stop.requested.is_set():
-                quiet_workers_for_shutdown(client)
+            quiet_workers_for_shutdown(client)
     return totals, time.perf_counter() - t_compute
