@@ -30,14 +30,25 @@ DASK_WORKER_MODULE = "hpcseg.cluster.dask_worker"
 DASK_CUDA_WORKER_MODULE = "dask_cuda.cli"
 GPU_EXTRA = "pip install 'hpcseg[gpu]'"
 WAIT_POLL_SECONDS = 0.25
-# Dask settings of every process that starts worker processes (a nanny): glibc's own malloc
-# tuning. Dask's nanny exports MALLOC_TRIM_THRESHOLD_=65536 to its workers, and any explicit
-# value switches off glibc's adaptive mmap threshold: every array above 128 KiB is then a fresh
-# mmap, page-faulted in and zeroed on each use. Measured on a 8192x8192 tiled mosaic (2 workers,
-# 16 chunks; the tiled command, median of 3 A/B pairs): 1.38x the wall time and 3.7x the system
-# time. A worker keeps freed memory for its next chunk instead; its peak is what
-# benchmarks/bench_large.py reports.
-WORKER_SETTINGS = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+# Dask settings of every process that starts worker processes (a nanny): glibc's malloc tuned
+# for workers that allocate and free chunk-sized arrays, task after task. Dask's nanny exports
+# MALLOC_TRIM_THRESHOLD_=65536, which makes every array above 128 KiB a fresh mmap, page-faulted
+# in and zeroed on each use (8192² tiled mosaic, 2 workers, median of 3 A/B pairs: 1.38x the wall
+# time, 3.7x the system time). glibc's adaptive threshold, though, stops at 32 MiB, and a task
+# runs in a worker thread, whose arena heaps hold at most 64 MiB: a 2048² chunk in float64 or
+# int64 (32 MiB) was still a fresh mmap each time. So: one arena (the main heap; workers run one
+# thread by default), arrays below 64 MiB from it, and at most 256 MiB of freed memory kept at its
+# top. Measured on the 16384² mosaic (2 workers, 2 A/B pairs, 2026-12-07): tiled 49.2-49.3 s
+# against 51.6-51.8 s on the cluster, worker peak RSS 371-373 MB against 399-417 MB; the
+# many-images mode's 200 frames 9.8-9.9 s against 10.2-10.3 s.
+MALLOC_SETTINGS = {
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_THRESHOLD_": str(64 * 2**20),
+    "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
+}
+WORKER_SETTINGS = {
+    f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in MALLOC_SETTINGS.items()
+}
 # Dask settings of every hpcseg scheduler: Dask retries no task whose worker died, hpcseg does
 # (hpcseg.run.batches splits the batch and counts runner.retries itself); a worker is sent only
 # as many tasks as it has threads, so a worker's death is blamed on the tasks it was running,
