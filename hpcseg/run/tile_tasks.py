@@ -509,15 +509,16 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     read = LabelsRead.of(job, objects, region, padded)
     labels = read.crop(region)
     ids = present_ids(labels)
-    boxes = {int(i): box(padded[0][i], padded[1][i]) for i in ids}
-    outer = region
-    for b in boxes.values():
-        outer = union(outer, b)
+    low, high = padded[0][ids], padded[1][ids]  # the boxes, (objects, ndim) each
+    outer = union(region, box(low.min(axis=0), high.max(axis=0))) if len(ids) else region
     all_labels = read.crop(outer)
     distance = np.zeros(all_labels.shape, np.float32)
-    wheres = [within(b, outer) for b in boxes.values()]
-    owns = [all_labels[where] == i for i, where in zip(boxes, wheres, strict=True)]
-    ringed = [bool((starts[i] > 0).all() and (stops[i] < shape).all()) for i in boxes]
+    # the boxes as slices of ``outer`` (array arithmetic, then one tuple per object)
+    origin = np.array([o.start for o in outer])
+    rel_low, rel_high = (low - origin).tolist(), (high - origin).tolist()
+    wheres = [tuple(map(slice, a, b)) for a, b in zip(rel_low, rel_high, strict=True)]
+    owns = [all_labels[where] == i for i, where in zip(ids.tolist(), wheres, strict=True)]
+    ringed = (np.all(starts[ids] > 0, axis=1) & np.all(stops[ids] < shape, axis=1)).tolist()
     for where, own, d in zip(wheres, owns, distance_each(owns, job.spacing, ringed), strict=True):
         distance[where][own] = d[own]
     height = distance[within(region, outer)]
@@ -599,20 +600,29 @@ def _keys(job: TileJob, core: Region, objects: Relabelled, split_by: tuple | Non
         all_labels = read.crop(region)
         all_seeds = seeds.read(job, region)
         all_height = job.scratch.read(height, region)
-        origin, end = [c.start for c in core], [c.stop for c in core]
-        wheres = [within(box(starts[i], stops[i]), region) for i in split]
-        owns = [all_labels[where] == i for i, where in zip(split, wheres, strict=True)]
+        at = np.array([r.start for r in region])
+        wheres = [tuple(map(slice, a, b))
+                  for a, b in zip((starts[split] - at).tolist(), (stops[split] - at).tolist(),
+                                  strict=True)]  # fmt: skip
+        owns = [all_labels[where] == i for i, where in zip(split.tolist(), wheres, strict=True)]
         floods = watershed_each(
             [-all_height[where] for where in wheres],
             [all_seeds[where] * own for where, own in zip(wheres, owns, strict=True)],
             owns, job.pipeline.label.connectivity,
         )  # fmt: skip
-        for i, own, flooded in zip(split, owns, floods, strict=True):
-            b = box(starts[i], stops[i])
-            part = box(np.maximum(starts[i], origin), np.minimum(stops[i], end))
-            inside = own[within(part, b)]
-            piece = flooded[within(part, b)][inside].astype(np.int64)
-            keys[within(part, core)][inside] = int(i) * base + piece
+        # each box's part inside the core, as slices of the box and of the core
+        origin, end = np.array([c.start for c in core]), np.array([c.stop for c in core])
+        part_low = np.maximum(starts[split], origin)
+        part_high = np.minimum(stops[split], end)
+        of_box = zip((part_low - starts[split]).tolist(), (part_high - starts[split]).tolist(),
+                     strict=True)  # fmt: skip
+        of_core = zip((part_low - origin).tolist(), (part_high - origin).tolist(), strict=True)
+        for i, own, flooded, (a, b), (c, d) in zip(split.tolist(), owns, floods, of_box, of_core,
+                                                   strict=True):  # fmt: skip
+            in_box = tuple(map(slice, a, b))
+            inside = own[in_box]
+            piece = flooded[in_box][inside].astype(np.int64)
+            keys[tuple(map(slice, c, d))][inside] = i * base + piece
     return keys, read
 
 
