@@ -30,24 +30,48 @@ DASK_WORKER_MODULE = "hpcseg.cluster.dask_worker"
 DASK_CUDA_WORKER_MODULE = "dask_cuda.cli"
 GPU_EXTRA = "pip install 'hpcseg[gpu]'"
 WAIT_POLL_SECONDS = 0.25
-# Dask settings of every process that starts worker processes (a nanny): glibc's malloc tuned
-# for workers that allocate and free chunk-sized arrays, task after task. Dask's nanny exports
-# MALLOC_TRIM_THRESHOLD_=65536, which makes every array above 128 KiB a fresh mmap, page-faulted
-# in and zeroed on each use (8192² tiled mosaic, 2 workers, median of 3 A/B pairs: 1.38x the wall
-# time, 3.7x the system time). glibc's adaptive threshold, though, stops at 32 MiB, and a task
-# runs in a worker thread, whose arena heaps hold at most 64 MiB: a 2048² chunk in float64 or
-# int64 (32 MiB) was still a fresh mmap each time. So: one arena (the main heap; workers run one
-# thread by default), arrays below 64 MiB from it, and at most 256 MiB of freed memory kept at its
-# top. Measured on the 16384² mosaic (2 workers, 2 A/B pairs, 2026-12-07): tiled 49.2-49.3 s
-# against 51.6-51.8 s on the cluster, worker peak RSS 371-373 MB against 399-417 MB; the
-# many-images mode's 200 frames 9.8-9.9 s against 10.2-10.3 s.
+# Dask settings of every process that starts worker processes (a nanny: cluster=local, the
+# worker command of job scripts and containers; not the ranks of cluster=slurm_runner, which
+# srun starts): glibc's malloc tuned for workers that allocate and free chunk-sized arrays,
+# task after task. Dask's nanny exports MALLOC_TRIM_THRESHOLD_=65536, which makes every array
+# above 128 KiB a fresh mmap, page-faulted in and zeroed on each use (8192² tiled mosaic, 2
+# workers, median of 3 A/B pairs: 1.38x the wall time, 3.7x the system time). glibc's adaptive
+# threshold, though, stops at 32 MiB, and a task runs in a worker thread, whose arena heaps hold
+# at most 64 MiB: a 2048² chunk in float64 or int64 (32 MiB) was still a fresh mmap each time.
+# So: one arena (the main heap; workers run one thread by default), arrays below 64 MiB from
+# it, and at most 256 MiB of freed memory kept at its top. Measured on the 16384² mosaic (2
+# workers, 2 A/B pairs, 2026-12-07): tiled 49.2-49.3 s against 51.6-51.8 s on the cluster,
+# worker peak RSS 371-373 MB against 399-417 MB; the many-images mode's 200 frames 9.8-9.9 s
+# against 10.2-10.3 s. glibc before 2.35 ignores an mmap threshold above 32 MiB (and then,
+# with the trim threshold set, stops adapting it: 128 KiB), so there, and with another C
+# library, workers only lose Dask's trim threshold, as before.
 MALLOC_SETTINGS = {
     "MALLOC_ARENA_MAX": "1",
     "MALLOC_MMAP_THRESHOLD_": str(64 * 2**20),
     "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
 }
+MALLOC_SETTINGS_FROM_GLIBC = (2, 35)
+
+
+def glibc_version() -> tuple[int, ...] | None:
+    """This process's glibc version, e.g. (2, 36); None for another C library."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        found = re.fullmatch(r"glibc (\d+)\.(\d+).*", os.confstr("CS_GNU_LIBC_VERSION") or "")
+        if found:
+            return int(found[1]), int(found[2])
+    return None
+
+
+def malloc_settings() -> dict[str, str | None]:
+    """The malloc variables a worker gets here (None: unset Dask's)."""
+    version = glibc_version()
+    if version is not None and version >= MALLOC_SETTINGS_FROM_GLIBC:
+        return dict(MALLOC_SETTINGS)
+    return {"MALLOC_TRIM_THRESHOLD_": None}
+
+
 WORKER_SETTINGS = {
-    f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in MALLOC_SETTINGS.items()
+    f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in malloc_settings().items()
 }
 # Dask settings of every hpcseg scheduler: Dask retries no task whose worker died, hpcseg does
 # (hpcseg.run.batches splits the batch and counts runner.retries itself); a worker is sent only
