@@ -121,6 +121,7 @@ def test_the_worker_command_gets_hpcseg_malloc_tuning():
             proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 @needs_tuning
 def test_this_glibc_takes_the_tuning():
     """The 64 MiB mmap threshold is accepted here (glibc before 2.35 drops it silently)."""
