@@ -11,6 +11,8 @@ import itertools
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 Region = tuple[slice, ...]
 
 
@@ -77,6 +79,15 @@ def union(a: Region, b: Region) -> Region:
 def box(start, stop) -> Region:
     """A region from per-axis start (inclusive) and stop (exclusive) sequences."""
     return tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
+
+
+def boxes(starts: np.ndarray, stops: np.ndarray, origin) -> list[Region]:
+    """Many boxes at once ((boxes, ndim) start and stop arrays) as regions of an array whose
+    first pixel is at ``origin`` (one per axis, or one row per box): array arithmetic, then one
+    tuple per box (per-object bookkeeping on thousands of objects a chunk)."""
+    at = np.asarray(origin)
+    low, high = (starts - at).tolist(), (stops - at).tolist()
+    return [tuple(map(slice, a, b)) for a, b in zip(low, high, strict=True)]
 
 
 def intersects(a: Region, b: Region) -> bool:

@@ -22,7 +22,7 @@ from scipy import ndimage as ndi
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline import clean, smooth, threshold
 from hpcseg.pipeline.bands import in_bands
-from hpcseg.pipeline.grid import ChunkGrid, Region, box, union, within
+from hpcseg.pipeline.grid import ChunkGrid, Region, box, boxes, union, within
 from hpcseg.pipeline.label import label_seeds, label_sizes
 from hpcseg.pipeline.measure import shape_columns
 from hpcseg.pipeline.moments import label_moments
@@ -513,10 +513,7 @@ def seeds_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dic
     outer = union(region, box(low.min(axis=0), high.max(axis=0))) if len(ids) else region
     all_labels = read.crop(outer)
     distance = np.zeros(all_labels.shape, np.float32)
-    # the boxes as slices of ``outer`` (array arithmetic, then one tuple per object)
-    origin = np.array([o.start for o in outer])
-    rel_low, rel_high = (low - origin).tolist(), (high - origin).tolist()
-    wheres = [tuple(map(slice, a, b)) for a, b in zip(rel_low, rel_high, strict=True)]
+    wheres = boxes(low, high, [o.start for o in outer])
     owns = [all_labels[where] == i for i, where in zip(ids.tolist(), wheres, strict=True)]
     ringed = (np.all(starts[ids] > 0, axis=1) & np.all(stops[ids] < shape, axis=1)).tolist()
     for where, own, d in zip(wheres, owns, distance_each(owns, job.spacing, ringed), strict=True):
@@ -600,10 +597,7 @@ def _keys(job: TileJob, core: Region, objects: Relabelled, split_by: tuple | Non
         all_labels = read.crop(region)
         all_seeds = seeds.read(job, region)
         all_height = job.scratch.read(height, region)
-        at = np.array([r.start for r in region])
-        wheres = [tuple(map(slice, a, b))
-                  for a, b in zip((starts[split] - at).tolist(), (stops[split] - at).tolist(),
-                                  strict=True)]  # fmt: skip
+        wheres = boxes(starts[split], stops[split], [r.start for r in region])
         owns = [all_labels[where] == i for i, where in zip(split.tolist(), wheres, strict=True)]
         floods = watershed_each(
             [-all_height[where] for where in wheres],
@@ -611,18 +605,16 @@ def _keys(job: TileJob, core: Region, objects: Relabelled, split_by: tuple | Non
             owns, job.pipeline.label.connectivity,
         )  # fmt: skip
         # each box's part inside the core, as slices of the box and of the core
-        origin, end = np.array([c.start for c in core]), np.array([c.stop for c in core])
+        origin = np.array([c.start for c in core])
         part_low = np.maximum(starts[split], origin)
-        part_high = np.minimum(stops[split], end)
-        of_box = zip((part_low - starts[split]).tolist(), (part_high - starts[split]).tolist(),
-                     strict=True)  # fmt: skip
-        of_core = zip((part_low - origin).tolist(), (part_high - origin).tolist(), strict=True)
-        for i, own, flooded, (a, b), (c, d) in zip(split.tolist(), owns, floods, of_box, of_core,
-                                                   strict=True):  # fmt: skip
-            in_box = tuple(map(slice, a, b))
+        part_high = np.minimum(stops[split], [c.stop for c in core])
+        of_core = boxes(part_low, part_high, origin)
+        of_box = boxes(part_low, part_high, starts[split])
+        for i, own, flooded, in_box, in_core in zip(split.tolist(), owns, floods, of_box,
+                                                    of_core, strict=True):  # fmt: skip
             inside = own[in_box]
             piece = flooded[in_box][inside].astype(np.int64)
-            keys[tuple(map(slice, c, d))][inside] = i * base + piece
+            keys[in_core][inside] = i * base + piece
     return keys, read
 
 
