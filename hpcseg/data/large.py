@@ -70,7 +70,6 @@ class LargeImage:
     chunks: tuple[int, ...]  # the storage's chunk (tile, strip, shard) shape: a hint for reading
     pixel_size: float | None  # µm per pixel along X, as the file declares it
     z_step: float | None  # µm between planes (3-D), as the file declares it
-    compressed: bool = False  # stored encoded (a codec or filter): a read decodes, not copies
     _format: str = field(default="zarr", repr=False)  # "tiff" or "zarr"
     _array: str | None = field(default=None, repr=False)  # the array's path inside a Zarr store
     _order: tuple[int, ...] = field(default=(), repr=False)  # stored axes of the returned ones
@@ -155,7 +154,6 @@ def _open_tiff(path: str, ndim: int, channel: str | int | None) -> LargeImage:
         header = inspect_tiff(tif, ndim, channel)
         series, layout = header.series, header.layout
         dtype = _grey(series.dtype)
-        compressed = int(series.keyframe.compression) != 1  # tifffile's COMPRESSION.NONE
     stored = _stored_array("tiff", path, None)
     shape = unsqueezed(series)[1]
     if tuple(stored.shape) != shape:  # tifffile's store and series disagree: never seen
@@ -167,7 +165,6 @@ def _open_tiff(path: str, ndim: int, channel: str | int | None) -> LargeImage:
         chunks=tuple(int(stored.chunks[i]) for i in layout.order),
         pixel_size=header.pixel_size,
         z_step=header.z_step if ndim == 3 else None,
-        compressed=compressed,
         _format="tiff",
         _order=layout.order,
         _stored_ndim=len(shape),
@@ -208,7 +205,6 @@ def _open_zarr(path: str, ndim: int, channel: str | int | None, array: str | Non
         chunks=tuple(int(chunks[i]) for i in layout.order),
         pixel_size=_length_um(image, x),
         z_step=_length_um(image, z) if ndim == 3 and z in layout.order else None,
-        compressed=bool(image.array.compressors or image.array.filters),
         _format="zarr",
         _array=image.path,
         _order=layout.order,

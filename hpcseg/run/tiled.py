@@ -4,6 +4,9 @@ whole-image pipeline.
 The driver runs the passes of :mod:`hpcseg.run.tile_tasks` over the chunk grid and makes the
 decisions that need the whole image between them, from the chunks' small results only:
 
+0. ``raw``: each core's pixels read from the image once and kept in scratch, where the later
+   passes read them with their halos (a halo read from a Zarr decodes the neighbouring
+   storage chunks: twice the work of the core alone).
 1. ``smooth``: each core smoothed (halo: the Gaussian's radius); the threshold input's range
    and, for 8/16-bit smoothed values, how many pixels have each value.
 2. Global thresholds: the threshold input's histogram over the image's range, as scikit-image
@@ -11,8 +14,10 @@ decisions that need the whole image between them, from the chunks' small results
    computed once and weighted), else from a ``histogram`` pass (per-chunk histograms added).
 3. ``mask``: thresholded (the local Gaussian threshold with its own halo), opened; with hole
    filling its background labelled: a background component is a hole unless it touches the
-   image border (joined across chunks by :class:`~hpcseg.pipeline.stitch.Components`).
-4. ``clean``: holes filled, components labelled and joined; those below the size filter go.
+   image border. One inside the core is filled there; those that reach the core's border are
+   joined across chunks (:class:`~hpcseg.pipeline.stitch.Components`).
+4. ``clean``: the holes across chunk borders filled (only in the chunks that have one),
+   components labelled and joined; those below the size filter go.
 5. ``refine_stats`` / ``refine_apply``: per-object sums give each object its cut; the cut
    objects are labelled, joined and size-filtered again. refine=components cuts the clean
    components; refine=objects first splits them (``first_seeds`` as 6; ``refine_stats``
@@ -56,8 +61,9 @@ from hpcseg.run.tile_tasks import Relabelled, SeedPixels, TileJob, faces_from
 
 # the passes' layout (their names, scratch arrays and results): a scratch folder written with
 # another one is not resumed (2: refine=objects tiled, seeds sent as pixels, 2026-12-07;
-# 3: the first split's landscape in its own array, arrays released once read)
-PASSES_FORMAT = 3
+# 3: the first split's landscape in its own array, arrays released once read; 4: the mask
+# pass fills the holes inside its core; the raw pass copies every image's pixels to scratch)
+PASSES_FORMAT = 4
 
 log = logging.getLogger("hpcseg")
 
@@ -209,6 +215,7 @@ def _segment(
     passes = _Passes(job, mapper, progress, stop)
     n = len(passes.indices)
 
+    passes.run("raw", tasks.raw_chunk)
     smoothed = passes.run("smooth", tasks.smooth_chunk)
     value = None
     if job.global_threshold:
@@ -224,7 +231,10 @@ def _segment(
         )
         is_hole = ~touches
         is_hole[0] = False
-        holes = [is_hole[background.of_chunk(k)] for k in range(n)]
+        holes = []
+        for k, m in enumerate(masks):  # the holes across chunk k's border, if any
+            edge = is_hole[background.of_chunk(k)][1:][m["edge"]]
+            holes.append(np.concatenate([[False], edge]) if edge.any() else None)
     parts = passes.run("clean", tasks.clean_chunk, per_chunk=holes or [None] * n)
     job.scratch.release("mask")  # each array goes once no later pass reads it
     n_objects, boxes, objects = _keep(job, parts, "parts")

@@ -28,7 +28,7 @@ from hpcseg.pipeline.sampling import Sampling
 from hpcseg.pipeline.segment import measured_diameter as measure_diameter
 from hpcseg.pipeline.segment import min_object_size, segment, with_refinement
 from hpcseg.results import scratch
-from hpcseg.run.tile_tasks import TileJob, committed, float32_at_or_below
+from hpcseg.run.tile_tasks import TileJob, _numbered_keys, committed, float32_at_or_below
 from hpcseg.run.tiled import segment_tiled
 from hpcseg.run.tiled_job import pipeline_for, sample_regions
 
@@ -67,10 +67,9 @@ def small_bands_and_lookup_blocks():
 
 @dataclass(frozen=True)
 class InMemory:
-    """An array with the LargeImage interface (shape, dtype, compressed, read)."""
+    """An array with the LargeImage interface (shape, dtype, read)."""
 
     pixels: np.ndarray
-    compressed: bool = False  # as if stored compressed: the tiled mode copies it to scratch
 
     @property
     def shape(self):
@@ -84,12 +83,11 @@ class InMemory:
         return self.pixels[region]
 
 
-def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS,
-          compressed: bool = False):  # fmt: skip
+def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS):
     """The tiled result and its label image."""
     with tempfile.TemporaryDirectory() as folder:
         grid = ChunkGrid(image.shape, chunk)
-        job = TileJob(InMemory(image, compressed), cfg, sampling, grid, folder,
+        job = TileJob(InMemory(image), cfg, sampling, grid, folder,
                       min_object_size(cfg, image.ndim, sampling))  # fmt: skip
         result = segment_tiled(job)
         labels = result.labels(job, tuple(slice(0, s) for s in image.shape))
@@ -97,11 +95,10 @@ def tiled(image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = W
 
 
 def assert_equal_to_one_shot(
-    image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS,
-    compressed: bool = False,
-):  # fmt: skip
+    image: np.ndarray, cfg, chunk: tuple[int, ...], sampling: Sampling = WHOLE_PIXELS
+):
     one = segment(image, cfg, sampling)
-    result, labels = tiled(image, cfg, chunk, sampling, compressed)
+    result, labels = tiled(image, cfg, chunk, sampling)
     np.testing.assert_array_equal(labels, one.labels)
     assert result.threshold == one.threshold
     assert result.summary["area_total"] == one.summary["area_total"]
@@ -181,6 +178,36 @@ def test_empty_chunks_and_an_empty_image():
     assert len(result.objects["label"]) == 0 and not labels.any()
 
 
+def rings(shape: tuple[int, int], centres: list[tuple[int, int]]) -> np.ndarray:
+    """Bright rings (radii 5..10 px) with dark middles on a dim background: objects whose
+    mask has a hole."""
+    yy, xx = np.indices(shape)
+    image = np.full(shape, 100, np.uint16)
+    for y, x in centres:
+        r = np.hypot(yy - y, xx - x)
+        image[(r >= 5) & (r <= 10)] = 2000
+    return image
+
+
+@pytest.mark.parametrize("pipeline", ["nuclei_v1", "default"])
+def test_holes_inside_a_chunk_across_its_border_and_open_to_the_image_border(pipeline):
+    """fill_holes tiled: a hole wholly inside a chunk is filled by the mask pass, one across
+    chunk borders (an edge, a corner) after the chunks' background joined, and a dark middle
+    open to the image border (a ring cut by it) is not a hole. Without the per-object cut,
+    which would cut the dark middles out again."""
+    chunk = (40, 40)
+    centres = [(20, 20), (40, 70), (80, 80), (60, 18), (3, 100)]  # inside, edge, corner, ..
+    image = rings((120, 130), centres)
+    uncut = ["pipeline.refine.method=none"]
+    if pipeline == "default":
+        cfg = default_at_reference(uncut)
+    else:
+        cfg = load_config(["pipeline=nuclei_v1", *uncut]).pipeline
+    one = assert_equal_to_one_shot(image, cfg, chunk)
+    filled = [bool(one.labels[y, x]) for y, x in centres]
+    assert filled == [True, True, True, True, False]  # the last middle reaches the border
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
@@ -190,11 +217,10 @@ def test_empty_chunks_and_an_empty_image():
     chunk_x=st.integers(12, 160),
     connectivity=st.sampled_from([1, 2]),
     pipeline=st.sampled_from(["nuclei_v1", "default"]),
-    compressed=st.booleans(),
 )
 @pytest.mark.slow
 def test_property_nuclei_tiled_equals_one_shot(
-    seed, height, width, chunk_y, chunk_x, connectivity, pipeline, compressed
+    seed, height, width, chunk_y, chunk_x, connectivity, pipeline
 ):
     image = mosaic_region(seed, (height, width), (slice(0, height), slice(0, width)))
     connected = [f"pipeline.label.connectivity={connectivity}"]
@@ -203,7 +229,7 @@ def test_property_nuclei_tiled_equals_one_shot(
     else:
         cfg = load_config(["pipeline=nuclei_v1", *connected]).pipeline
     chunk = (min(chunk_y, height), min(chunk_x, width))
-    assert_equal_to_one_shot(image, cfg, chunk, compressed=compressed)
+    assert_equal_to_one_shot(image, cfg, chunk)
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -212,15 +238,14 @@ def test_property_nuclei_tiled_equals_one_shot(
     chunk=st.tuples(st.integers(4, 24), st.integers(16, 96), st.integers(16, 96)),
     corner=st.tuples(st.integers(0, 16), st.integers(0, 96), st.integers(0, 96)),
     pipeline=st.sampled_from(["nuclei_v1", "default"]),
-    compressed=st.booleans(),
 )
 @pytest.mark.slow
-def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner, pipeline, compressed):
+def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner, pipeline):
     z, y, x = corner
     stack = STACK[z : z + depth, y : y + 96, x : x + 96]
     chunk = tuple(min(c, s) for c, s in zip(chunk, stack.shape, strict=True))
     cfg = NUCLEI_3D if pipeline == "nuclei_v1" else DEFAULT_3D
-    assert_equal_to_one_shot(stack, cfg, chunk, Sampling(0.5, 1.0), compressed)
+    assert_equal_to_one_shot(stack, cfg, chunk, Sampling(0.5, 1.0))
 
 
 @pytest.mark.parametrize(
@@ -310,9 +335,10 @@ def test_chunk_results_are_reused_after_an_interruption(tmp_path, pipeline):
 
 
 @pytest.mark.parametrize("pipeline", ["nuclei_v1", "default"])
-def test_a_compressed_image_is_decoded_once_per_chunk(pipeline):
-    """A compressed image's chunks are decoded by the smooth pass only (with its halo); the
-    later passes read the copy in scratch ``raw``, with the same results."""
+def test_the_image_is_read_once_per_chunk_without_halo(pipeline):
+    """The raw pass reads each core once, without a halo (which would decode the neighbouring
+    storage chunks of a Zarr too); the later passes read the copy in scratch ``raw``, halos
+    included, with the same results."""
     image = synthetic_frame(0, 1)[0][:260, :348]
     cfg = NUCLEI if pipeline == "nuclei_v1" else DEFAULT
     reads: list[tuple[slice, ...]] = []
@@ -325,15 +351,13 @@ def test_a_compressed_image_is_decoded_once_per_chunk(pipeline):
 
     grid = ChunkGrid(image.shape, (128, 128))
     with tempfile.TemporaryDirectory() as folder:
-        job = TileJob(Counted(image, compressed=True), cfg, WHOLE_PIXELS, grid, folder,
+        job = TileJob(Counted(image), cfg, WHOLE_PIXELS, grid, folder,
                       min_object_size(cfg, 2, WHOLE_PIXELS))  # fmt: skip
         result = segment_tiled(job)
         labels = result.labels(job, tuple(slice(0, s) for s in image.shape))
-    expected = [grid.grow(grid.core(i), job.smooth_halo) for i in grid.indices()]
-    assert reads == expected
+    assert reads == [grid.core(i) for i in grid.indices()]
+    assert any(h > 0 for h in job.smooth_halo)  # a halo the smooth pass reads from scratch
     np.testing.assert_array_equal(labels, segment(image, cfg).labels)
-    if pipeline == "default":
-        assert_equal_to_one_shot(image, cfg, (128, 128), compressed=True)
 
 
 def test_an_unreadable_result_after_its_arrays_went_starts_the_image_afresh(tmp_path, caplog):
@@ -421,6 +445,26 @@ def test_8_and_16_bit_thresholds_come_from_the_smooth_pass(method):
         assert result.summary == one.summary  # the background median too
         assert one.labels.max() > 3
         np.testing.assert_array_equal(labels, one.labels)
+
+
+@pytest.mark.parametrize("shape", [(40, 50), (6, 30, 40), (1, 1), (0, 5)])
+def test_keys_are_numbered_in_key_order_with_their_first_pixels(shape):
+    """A core's keys numbered 1..m in ascending key order (0 stays 0), each with its first
+    pixel in raster order, as np.unique over the pixels gives them: keys in runs along the rows
+    (objects), alone (a key that changes every pixel) and none."""
+    rng = np.random.default_rng(len(shape))
+    runs = np.repeat(rng.integers(0, 5, size=-(-int(np.prod(shape)) // 4)), 4)
+    for keys in (runs[: int(np.prod(shape))].reshape(shape) * 10**9 + 7,
+                 rng.integers(0, 3, shape) * rng.integers(1, 10**12, shape),
+                 np.zeros(shape, np.int64)):  # fmt: skip
+        keys = np.where(keys % 3 == 0, 0, keys).astype(np.int64)
+        local, table, first = _numbered_keys(keys)
+        flat = keys.ravel()
+        expected, at = np.unique(flat[flat > 0], return_index=True)
+        np.testing.assert_array_equal(table, np.concatenate([[0], expected]))
+        np.testing.assert_array_equal(first, np.flatnonzero(flat)[at])
+        np.testing.assert_array_equal(table[local], keys)
+        assert local.dtype == np.int32 and local.shape == keys.shape
 
 
 def test_float32_cuts_decide_as_float64():
