@@ -2,11 +2,12 @@
 
 Every function here takes the :class:`TileJob`, the chunk's number and grid index and what the
 driver decided in the passes before; it reads the crop it needs (its core grown by the halo of
-its operators) from the image or the scratch arrays, writes its core to a scratch array and
-returns a small dict of per-label values (never pixels, except the chunk's faces). Each pass
-gives the same pixels the whole-image pipeline (:mod:`hpcseg.pipeline.segment`) computes there:
-the halos are the operators' exact reach, and the crops are clipped at the image border, where
-the operators' own border rules then apply as on the whole image.
+its operators) from the scratch arrays (the first pass: its core from the image), writes its
+core to a scratch array and returns a small dict of per-label values (never pixels, except the
+chunk's faces). Each pass gives the same pixels the whole-image pipeline
+(:mod:`hpcseg.pipeline.segment`) computes there: the halos are the operators' exact reach, and
+the crops are clipped at the image border, where the operators' own border rules then apply as
+on the whole image.
 """
 
 from __future__ import annotations
