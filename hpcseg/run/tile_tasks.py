@@ -259,9 +259,10 @@ def histogram_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) ->
 
 def mask_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
     """The thresholded and opened core (scratch ``mask``); with hole filling, the holes that
-    lie wholly inside the core filled, and for the background labels that touch the core's
-    border (in ascending order: ``edge``) which of them touch the image border and the faces:
-    whether those are holes is decided across chunks (:func:`clean_chunk`)."""
+    lie wholly inside the core filled there, and per background label of the core (before that
+    filling) whether it touches the image border (``border``) and the core's border (``edge``),
+    with the faces: whether an ``edge`` label is a hole is decided across chunks
+    (:func:`clean_chunk`)."""
     core = job.grid.core(index)
     opened_crop = job.grid.grow(core, job.opening_halo)
     crop = job.grid.grow(opened_crop, job.threshold_halo)

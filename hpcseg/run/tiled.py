@@ -6,7 +6,8 @@ decisions that need the whole image between them, from the chunks' small results
 
 0. ``raw``: each core's pixels read from the image once and kept in scratch, where the later
    passes read them with their halos (a halo read from a Zarr decodes the neighbouring
-   storage chunks: twice the work of the core alone).
+   storage chunks: twice the work of the core alone; a core decodes only its own when
+   ``mode.chunk_size`` is a multiple of the storage chunk).
 1. ``smooth``: each core smoothed (halo: the Gaussian's radius); the threshold input's range
    and, for 8/16-bit smoothed values, how many pixels have each value.
 2. Global thresholds: the threshold input's histogram over the image's range, as scikit-image

@@ -206,6 +206,13 @@ def test_holes_inside_a_chunk_across_its_border_and_open_to_the_image_border(pip
     one = assert_equal_to_one_shot(image, cfg, chunk)
     filled = [bool(one.labels[y, x]) for y, x in centres]
     assert filled == [True, True, True, True, False]  # the last middle reaches the border
+    # a bar across the image: the first chunk's background above and below it are two labels,
+    # a hole inside the chunk numbered between them and one across its lower border after
+    barred = rings((120, 130), [(14, 20), (40, 20)])
+    barred[28:32] = 2000
+    one = assert_equal_to_one_shot(barred, cfg, chunk)
+    filled = [bool(one.labels[y, x]) for y, x in [(14, 20), (40, 20), (35, 2)]]
+    assert filled == [True, True, False]  # below the bar: open to the image's left border
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -358,6 +365,8 @@ def test_the_image_is_read_once_per_chunk_without_halo(pipeline):
     assert reads == [grid.core(i) for i in grid.indices()]
     assert any(h > 0 for h in job.smooth_halo)  # a halo the smooth pass reads from scratch
     np.testing.assert_array_equal(labels, segment(image, cfg).labels)
+    if pipeline == "default":  # and the measurements, taken from the copy
+        assert_equal_to_one_shot(image, cfg, (128, 128))
 
 
 def test_an_unreadable_result_after_its_arrays_went_starts_the_image_afresh(tmp_path, caplog):
