@@ -5,7 +5,8 @@
                                         [--pipelines blog2021 nuclei_v1 nuclei nuclei_refined]
 
 Runs `hpcseg pipeline=<p> dataset.seed=<seed>` for each pipeline (whole commands; `nuclei_v1`
-is the default before the diameter) and prints
+is the default before the diameter; a pipeline may carry overrides after a colon:
+`nuclei:pipeline.threshold.lower=0`) and prints
 `pipeline | objects | F1@0.5 | F1@0.7 | F1@0.9 | mean F1 | merges | splits | images/s`
 (objects found, then scores pooled over all images: TP, true and predicted objects summed
 before F1 is taken). Seed 9001 is used by no test and no tuning run. ``--dataset synthetic3d``
@@ -36,9 +37,12 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hpcseg-accuracy-"))
     rows = []
-    for pipeline in args.pipelines:
-        out = tmp / pipeline
-        cmd = [sys.executable, "-m", "hpcseg", f"pipeline={pipeline}", f"dataset={args.dataset}",
+    for number, pipeline in enumerate(args.pipelines):
+        preset, _, rest = pipeline.partition(":")  # preset[:key=value,key=value]
+        overrides = [o for o in rest.split(",") if o]
+        out = tmp / f"{number}-{preset}"
+        cmd = [sys.executable, "-m", "hpcseg", f"pipeline={preset}", *overrides,
+               f"dataset={args.dataset}",
                f"dataset.seed={args.seed}",
                f"dataset.n_images={args.images}", f"cluster.n_workers={args.workers}",
                f"output.dir={out}", "runner.progress=none"]  # fmt: skip

@@ -194,6 +194,21 @@ class ThresholdConfig:
     correction: float = param(
         1.0, "otsu/log_otsu/li: the global threshold is multiplied by this.", ge=0.0
     )
+    lower: float | None = param(
+        None,
+        "otsu/log_otsu/li: move the threshold this fraction of the way down to the background "
+        "level (the histogram's mode below it; log units for log_otsu), so dim nuclei and "
+        "blurred edges enter the mask and the per-object cut trims them; 0 = the method's own; "
+        "null = 0.5 for 2-D frames, 0 for z-stacks.",
+        ge=0.0,
+        le=1.0,
+    )
+    noise: float = param(
+        3.0,
+        "otsu/log_otsu/li: a lowered threshold stays at least this many standard deviations "
+        "of the background (read on the histogram's flank below its mode) above it.",
+        ge=0.0,
+    )
 
 
 @dataclass

@@ -28,16 +28,15 @@ import logging
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import skimage.filters
 
 from hpcseg.pipeline import flood
 from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.histogram import histogram
 from hpcseg.pipeline.threshold import TRUNCATE, gaussian_weights, reflect_indices
 
 log = logging.getLogger(__name__)
 
-HISTOGRAM_BINS = 256  # skimage's nbins for float images
 _on_host_said: set[str] = set()
 
 
@@ -47,23 +46,6 @@ def on_host(step: str, backend: str) -> None:
         _on_host_said.add(step)
         log.info("%s runs on the CPU (no %s implementation); the rest stays on %s",
                  step, backend, backend)  # fmt: skip
-
-
-def histogram(image) -> tuple[np.ndarray, np.ndarray]:
-    """(counts, bin centres) on the host, as ``skimage.exposure.histogram(image,
-    source_range='image')`` computes them."""
-    be = backend_of(image)
-    xp = be.xp
-    low, high = image.min(), image.max()
-    if np.issubdtype(image.dtype, np.integer):
-        low_i, high_i = int(low), int(high)
-        counts = xp.bincount(image.ravel().astype(xp.intp) - low_i, minlength=high_i - low_i + 1)
-        return be.to_host(counts), np.arange(low_i, high_i + 1)
-    # the edges as NumPy makes them for this dtype and range, then counted on the device
-    low, high = be.to_host(low)[()], be.to_host(high)[()]
-    edges = np.histogram_bin_edges(np.zeros(1, image.dtype), HISTOGRAM_BINS, (low, high))
-    counts, _ = xp.histogram(image, bins=be.from_host(edges))
-    return be.to_host(counts), (edges[:-1] + edges[1:]) / 2.0
 
 
 def threshold_otsu(image) -> Any:

@@ -100,7 +100,8 @@ def _smooth(s: _State) -> None:
 def _threshold(s: _State) -> None:
     c = s.cfg.threshold
     if c.method in GLOBAL_THRESHOLDS:  # compute the value, then apply it
-        s.threshold = GLOBAL_THRESHOLDS[c.method](s.smoothed, c.correction)
+        lower = threshold.lower_for(c.lower, s.image.ndim)
+        s.threshold = GLOBAL_THRESHOLDS[c.method](s.smoothed, c.correction, lower, c.noise)
         s.mask = threshold.apply(s.smoothed, s.threshold)
     else:
         s.mask = LOCAL_THRESHOLDS[c.method](s.smoothed, c.block_size, c.offset)

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.histogram import histogram
 
 TRUNCATE = 4.0
 # |BLAS result - scipy result| <= REL_TOL * max|image|: each of the two 1-D passes sums at most
@@ -30,9 +31,10 @@ REL_TOL = 1e-11
 MAX_RECHECK_ROWS = 48
 
 
-def otsu(image, correction: float = 1.0) -> float:
-    """Otsu's global threshold (scikit-image), times ``correction``."""
-    return float(backend_of(image).filters.threshold_otsu(image)) * correction
+def otsu(image, correction: float = 1.0, lower: float = 0.0, noise: float = 3.0) -> float:
+    """Otsu's global threshold (scikit-image), :func:`lowered` by ``lower``, times
+    ``correction``."""
+    return float(_lowered_value(image, "threshold_otsu", lower, noise)) * correction
 
 
 def log_intensity(image):
@@ -43,16 +45,62 @@ def log_intensity(image):
     return xp.log(logs, out=logs)
 
 
-def log_otsu(image, correction: float = 1.0) -> float:
+def log_otsu(image, correction: float = 1.0, lower: float = 0.0, noise: float = 3.0) -> float:
     """Otsu's threshold on log intensity, in intensity units: the bright/dim range is
-    compressed, so dim nuclei stay above it."""
-    be = backend_of(image)
-    return float(be.xp.exp(be.filters.threshold_otsu(log_intensity(image)))) * correction
+    compressed, so dim nuclei stay above it. ``lower`` moves it down in log units
+    (:func:`lowered`)."""
+    value = _lowered_value(log_intensity(image), "threshold_otsu", lower, noise)
+    return float(backend_of(image).xp.exp(value)) * correction
 
 
-def li(image, correction: float = 1.0) -> float:
-    """Li's minimum cross-entropy global threshold (scikit-image), times ``correction``."""
-    return float(backend_of(image).filters.threshold_li(image)) * correction
+def li(image, correction: float = 1.0, lower: float = 0.0, noise: float = 3.0) -> float:
+    """Li's minimum cross-entropy global threshold (scikit-image), :func:`lowered` by
+    ``lower``, times ``correction``."""
+    return float(_lowered_value(image, "threshold_li", lower, noise)) * correction
+
+
+def lower_for(lower: float | None, ndim: int) -> float:
+    """``threshold.lower`` for an image of ``ndim`` dimensions: null is 0.5 for 2-D frames
+    (robustness grid: F1@0.7 +0.01 to +0.09 on 13 of 16 conditions) and 0 for z-stacks (their
+    axial blur halo enters the mask: held-out stacks, mean F1 0.824 -> 0.792)."""
+    if lower is not None:
+        return lower
+    return 0.5 if ndim == 2 else 0.0
+
+
+def _lowered_value(image, method: str, lower: float, noise: float):
+    """``method`` (a ``filters`` threshold) of ``image``, then :func:`lowered` on the image's
+    histogram (made only when ``lower`` > 0, so the method's own value is untouched at 0)."""
+    value = getattr(backend_of(image).filters, method)(image)
+    if lower <= 0:
+        return value
+    return lowered(value, *histogram(image), lower, noise)
+
+
+def lowered(value, counts, centres, lower: float, noise: float = 3.0):
+    """``value`` moved ``lower`` of the way down to the background level, but kept ``noise``
+    background standard deviations above it (never raised; in ``value``'s dtype).
+
+    The background level is the most frequent value below ``value`` (the histogram's mode);
+    its standard deviation is read on the mode's lower flank, which nuclei do not reach: the
+    value under which 31.7 % of the pixels at or below the mode lie is one deviation under it
+    (a normal's 15.9th percentile). Otsu's value sits between the background and the typical
+    nucleus, above the dim nuclei and the blurred edges; lowered, the mask takes them in and
+    the per-object cut trims each object at its own level. The noise floor keeps a
+    photon-starved frame's threshold out of its noise. ``counts``, ``centres``: the histogram
+    of the values ``value`` is on (log intensity for log_otsu)."""
+    counts = np.asarray(counts)
+    centres = np.asarray(centres, np.float64)
+    dtype = np.asarray(value).dtype
+    below = np.flatnonzero(centres < float(value))
+    if lower <= 0 or not len(below) or counts[below].sum() == 0:
+        return value
+    peak = int(np.argmax(counts[below]))
+    mode = float(centres[below[peak]])
+    flank = np.cumsum(counts[below[: peak + 1]])
+    sigma = mode - float(centres[below[np.searchsorted(flank, flank[-1] * (1.0 - 0.683))]])
+    found = max(mode + (1.0 - lower) * (float(value) - mode), mode + noise * sigma)
+    return dtype.type(min(float(value), found))
 
 
 def apply(image, value: float):

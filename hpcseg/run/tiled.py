@@ -50,7 +50,7 @@ import numpy as np
 from distributed import wait
 from skimage.filters import threshold_otsu
 
-from hpcseg.pipeline import clean
+from hpcseg.pipeline import clean, threshold
 from hpcseg.pipeline.grid import Region
 from hpcseg.pipeline.measure import column_names, from_moments, shape_feature_columns
 from hpcseg.pipeline.moments import LabelMoments, merge
@@ -288,7 +288,8 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
     bins, counts and arithmetic as scikit-image on the whole image."""
     low = min(r["low"] for r in smoothed)[()]
     high = max(r["high"] for r in smoothed)[()]
-    log_scale = str(job.pipeline.threshold.method) == "log_otsu"
+    t = job.pipeline.threshold
+    log_scale = str(t.method) == "log_otsu"
     if low == high:  # skimage returns the single value
         found = low
     else:
@@ -304,10 +305,16 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
             # computed in the image dtype
             edges = np.histogram(np.zeros(0, low.dtype), bins=256, range=(low, high))[1]
             centres = (edges[:-1] + edges[1:]) / 2.0
-        found = threshold_otsu(hist=(counts, centres))
+        found = threshold.lowered(
+            threshold_otsu(hist=(counts, centres)),
+            counts,
+            centres,
+            threshold.lower_for(t.lower, job.grid.ndim),
+            t.noise,
+        )
     if log_scale:
         found = np.exp(found)
-    return float(found) * job.pipeline.threshold.correction
+    return float(found) * t.correction
 
 
 def _histogram_of_counts(job: TileJob, smoothed: list[dict], low, high) -> np.ndarray:

@@ -84,10 +84,12 @@ def test_rounding_keeps_the_tuned_lengths_near_the_reference():
 
 
 def test_at_the_reference_the_default_with_components_is_nuclei_v1():
-    """The default with its refinement as components and the lengths of the reference
-    diameter is the old default exactly."""
+    """The default with its refinement as components, log-Otsu's own threshold and the lengths
+    of the reference diameter is the old default exactly."""
     v1 = load_config(["pipeline=nuclei_v1"]).pipeline
-    components = load_config(["pipeline.refine.method=components"]).pipeline
+    components = load_config(
+        ["pipeline.refine.method=components", "pipeline.threshold.lower=0"]
+    ).pipeline
     resolved = diameter.resolve(with_refinement(components), diameter.REFERENCE)
     # peak_smoothing is the objects cut's alone: components do not use it, objects do
     unused = replace(resolved.refine, peak_smoothing=None)

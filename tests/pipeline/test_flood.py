@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -48,7 +50,11 @@ def test_pixels_no_marker_reaches_stay_zero():
 def _nuclei_landscape(index: int):
     """The distance landscape, seeds and mask the nuclei pipeline's split sees on a frame."""
     image, _ = synthetic_frame(7, index)
-    cfg = diameter.resolve(PipelineConfig(), diameter.REFERENCE)  # nuclei_v1's lengths
+    # nuclei_v1's lengths and threshold (log-Otsu's own: the agreement below is measured on
+    # these masks)
+    base = PipelineConfig()
+    base = replace(base, threshold=replace(base.threshold, lower=0.0))
+    cfg = diameter.resolve(base, diameter.REFERENCE)
     state = segment._State(image, cfg, Sampling(), (1.0, 1.0), segment.min_object_size(
         cfg, 2, Sampling()))  # fmt: skip
     for stage, step in segment.plan(cfg):

@@ -89,3 +89,65 @@ def test_log_otsu_threshold_is_in_intensity_units():
     assert 100 <= value < 400 and mask[35, 35] and mask[10, 10] and not mask[0, 0]
     assert np.array_equal(mask, image > value)
     assert otsu(image, correction=2.0) == 2.0 * otsu(image)
+
+
+def _two_bumps(spread: float) -> tuple[np.ndarray, np.ndarray]:
+    """A histogram (counts, centres) of a background bump at 50 (``spread`` wide, 70 %) and
+    nuclei around 200 (30 %), one bin per unit."""
+    centres = np.arange(256, dtype=np.float64)
+    background = np.exp(-0.5 * ((centres - 50.0) / spread) ** 2)
+    nuclei = np.exp(-0.5 * ((centres - 200.0) / 15.0) ** 2)
+    counts = 7e5 * background / background.sum() + 3e5 * nuclei / nuclei.sum()
+    return np.rint(counts).astype(np.int64), centres
+
+
+def test_lowered_goes_the_fraction_down_to_the_background_mode():
+    from hpcseg.pipeline.threshold import lowered
+
+    counts, centres = _two_bumps(4.0)  # the floor (mode + 3 x 4) stays below
+    for lower in (0.25, 0.5, 0.75):
+        got = lowered(np.float32(125.0), counts, centres, lower, noise=3.0)
+        assert got.dtype == np.float32
+        assert got == np.float32(50.0 + (1.0 - lower) * 75.0)
+    assert lowered(np.float32(125.0), counts, centres, 0.0) == np.float32(125.0)
+
+
+def test_lowered_stays_noise_deviations_above_the_background_and_is_never_raised():
+    from hpcseg.pipeline.threshold import lowered
+
+    counts, centres = _two_bumps(20.0)  # a wide background: the floor binds
+    got = lowered(125.0, counts, centres, 0.9, noise=3.0)  # 0.9 of the way would be 57.5
+    assert abs(got - (50.0 + 3 * 20.0)) <= 3.5  # the mode + 3 sigma (sigma read to a bin)
+    assert lowered(125.0, counts, centres, 0.9, noise=5.0) == 125.0  # floor above: unchanged
+    assert lowered(-1.0, counts, centres, 0.5) == -1.0  # no bin below: unchanged
+
+
+def test_lowered_log_otsu_takes_in_dim_nuclei_and_keeps_out_the_noise():
+    """On a frame with dim nuclei the lowered log-Otsu threshold covers more of the nuclei; on
+    a photon-starved frame its noise floor keeps the background out (without the floor the
+    background floods in)."""
+    from dataclasses import replace
+
+    from hpcseg.data.synthetic import DEFAULT_STYLE
+    from hpcseg.pipeline.threshold import log_otsu
+
+    def coverage(image, truth, value):
+        mask = image > value
+        far = ~ndi.binary_dilation(truth > 0, iterations=4)
+        return mask[truth > 0].mean(), mask[far].mean()
+
+    image, truth = synthetic_frame(100, 0)
+    smoothed = ndi.gaussian_filter(image.astype(np.float32), 1.0)
+    own, lowered_value = log_otsu(smoothed), log_otsu(smoothed, lower=0.5)
+    assert lowered_value < own
+    (recall_own, _), (recall_low, false_low) = (
+        coverage(smoothed, truth, own),
+        coverage(smoothed, truth, lowered_value),
+    )
+    assert recall_low > recall_own + 0.02 and false_low < 0.002
+
+    image, truth = synthetic_frame(100, 0, style=replace(DEFAULT_STYLE, photons=0.03))
+    smoothed = ndi.gaussian_filter(image.astype(np.float32), 1.0)
+    _, false_floor = coverage(smoothed, truth, log_otsu(smoothed, lower=0.9))
+    _, false_none = coverage(smoothed, truth, log_otsu(smoothed, lower=0.9, noise=0.0))
+    assert false_floor < 0.002 and false_none > 0.1
