@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import skimage.filters
 from scipy import ndimage as ndi
 
 from hpcseg.pipeline.backend import backend_of
@@ -70,11 +71,17 @@ def lower_for(lower: float | None, ndim: int) -> float:
 
 def _lowered_value(image, method: str, lower: float, noise: float):
     """``method`` (a ``filters`` threshold) of ``image``, then :func:`lowered` on the image's
-    histogram (made only when ``lower`` > 0, so the method's own value is untouched at 0)."""
-    value = getattr(backend_of(image).filters, method)(image)
+    histogram (made only when ``lower`` > 0, so the method's own value is untouched at 0;
+    Otsu's then comes from that one histogram, as scikit-image would make it)."""
+    be = backend_of(image)
     if lower <= 0:
-        return value
-    return lowered(value, *histogram(image), lower, noise)
+        return getattr(be.filters, method)(image)
+    counts, centres = histogram(image)
+    if method == "threshold_otsu" and np.count_nonzero(counts) > 1:
+        value = skimage.filters.threshold_otsu(hist=(counts, centres))
+    else:  # Li's iteration, or a single value (which Otsu returns as it is)
+        value = getattr(be.filters, method)(image)
+    return lowered(value, counts, centres, lower, noise)
 
 
 def lowered(value, counts, centres, lower: float, noise: float = 3.0):
