@@ -48,8 +48,11 @@ def on_host(step: str, backend: str) -> None:
                  step, backend, backend)  # fmt: skip
 
 
-def threshold_otsu(image) -> Any:
-    """``skimage.filters.threshold_otsu(image)``, the histogram made where the image lives."""
+def threshold_otsu(image=None, *, hist=None) -> Any:
+    """``skimage.filters.threshold_otsu(image)``, the histogram made where the image lives;
+    or of a ``hist`` (counts, bin centres) already made, as scikit-image takes it."""
+    if hist is not None:
+        return skimage.filters.threshold_otsu(hist=hist)
     first = image.ravel()[0]
     if bool((image == first).all()):
         return first

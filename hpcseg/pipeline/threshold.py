@@ -17,7 +17,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import skimage.filters
 from scipy import ndimage as ndi
 
 from hpcseg.pipeline.backend import backend_of
@@ -78,7 +77,7 @@ def _lowered_value(image, method: str, lower: float, noise: float):
         return getattr(be.filters, method)(image)
     counts, centres = histogram(image)
     if method == "threshold_otsu" and np.count_nonzero(counts) > 1:
-        value = skimage.filters.threshold_otsu(hist=(counts, centres))
+        value = be.filters.threshold_otsu(hist=(counts, centres))
     else:  # Li's iteration, or a single value (which Otsu returns as it is)
         value = getattr(be.filters, method)(image)
     return lowered(value, counts, centres, lower, noise)

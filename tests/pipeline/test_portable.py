@@ -19,6 +19,7 @@ from hpcseg.config.compose import load_config
 from hpcseg.data.synthetic import synthetic_frame
 from hpcseg.pipeline import portable
 from hpcseg.pipeline.backend import backend_of
+from hpcseg.pipeline.histogram import histogram
 from hpcseg.pipeline.segment import segment
 from hpcseg.results.evaluate import overlaps, score, tp_column
 
@@ -31,6 +32,10 @@ def test_otsu_equals_skimage(dtype):
         image = image.clip(0 if dtype in (np.uint8, np.uint16) else None, 250 if dtype ==
                            np.uint8 else None).astype(dtype)  # fmt: skip
         assert portable.threshold_otsu(image) == skimage.filters.threshold_otsu(image)
+        # of the histogram already made (threshold.lower's path): the same value
+        assert portable.threshold_otsu(hist=histogram(image)) == (
+            skimage.filters.threshold_otsu(image)
+        )
     flat = np.full((4, 4), 7, dtype)
     assert portable.threshold_otsu(flat) == skimage.filters.threshold_otsu(flat) == 7
 

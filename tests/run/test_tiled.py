@@ -266,6 +266,7 @@ def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner, pipeline
         ["pipeline.smooth.keep_dtype=true"],
         ["pipeline.split.smoothing=0", "pipeline.split.min_distance=7"],
         ["pipeline.measure.shape_features=true"],
+        ["pipeline.threshold.lower=0.8", "pipeline.threshold.noise=1"],
     ],
     ids=[
         "otsu",
@@ -276,6 +277,7 @@ def test_property_nuclei_3d_tiled_equals_one_shot(depth, chunk, corner, pipeline
         "integer log otsu",
         "seeds",
         "shape features",
+        "threshold lowered further",
     ],
 )
 @pytest.mark.parametrize("pipeline", ["nuclei_v1", "default"])
