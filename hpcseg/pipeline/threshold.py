@@ -61,7 +61,7 @@ def li(image, correction: float = 1.0, lower: float = 0.0, noise: float = 3.0) -
 
 def lower_for(lower: float | None, ndim: int) -> float:
     """``threshold.lower`` for an image of ``ndim`` dimensions: null is 0.5 for 2-D frames
-    (robustness grid: F1@0.7 +0.01 to +0.09 on 13 of 16 conditions) and 0 for z-stacks (their
+    (robustness grid: F1@0.7 +0.003 to +0.09 on 13 of 16 conditions) and 0 for z-stacks (their
     axial blur halo enters the mask: held-out stacks, mean F1 0.824 -> 0.792)."""
     if lower is not None:
         return lower
