@@ -16,6 +16,8 @@ def histogram(image) -> tuple[np.ndarray, np.ndarray]:
     be = backend_of(image)
     xp = be.xp
     low, high = image.min(), image.max()
+    if bool(low == high):  # one value: one bin (NumPy cannot make 256 bins of a float's ulp)
+        return np.array([image.size]), np.array([be.to_host(low)[()]])
     if np.issubdtype(image.dtype, np.integer):
         low_i, high_i = int(low), int(high)
         counts = xp.bincount(image.ravel().astype(xp.intp) - low_i, minlength=high_i - low_i + 1)

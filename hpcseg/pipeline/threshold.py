@@ -14,6 +14,7 @@ bit for bit. See docs in the README ("blog2021 speed").
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -76,9 +77,11 @@ def _lowered_value(image, method: str, lower: float, noise: float):
     if lower <= 0:
         return getattr(be.filters, method)(image)
     counts, centres = histogram(image)
-    if method == "threshold_otsu" and np.count_nonzero(counts) > 1:
+    if np.count_nonzero(counts) <= 1:  # a single value: the method returns it as it is
+        return getattr(be.filters, method)(image)
+    if method == "threshold_otsu":
         value = be.filters.threshold_otsu(hist=(counts, centres))
-    else:  # Li's iteration, or a single value (which Otsu returns as it is)
+    else:  # Li's iteration
         value = getattr(be.filters, method)(image)
     return lowered(value, counts, centres, lower, noise)
 
@@ -93,20 +96,29 @@ def lowered(value, counts, centres, lower: float, noise: float = 3.0):
     (a normal's 15.9th percentile). Otsu's value sits between the background and the typical
     nucleus, above the dim nuclei and the blurred edges; lowered, the mask takes them in and
     the per-object cut trims each object at its own level. The noise floor keeps a
-    photon-starved frame's threshold out of its noise. ``counts``, ``centres``: the histogram
-    of the values ``value`` is on (log intensity for log_otsu)."""
+    photon-starved frame's threshold out of its noise. A mode in the histogram's first bin
+    leaves no flank to read the noise on (a background clipped at zero, zero padding): the
+    value stays. ``counts``, ``centres``: the histogram of the values ``value`` is on (log
+    intensity for log_otsu). An integer value is rounded down (the mask is ``image >
+    value``)."""
+    if lower <= 0:
+        return value
     counts = np.asarray(counts)
     centres = np.asarray(centres, np.float64)
-    dtype = np.asarray(value).dtype
     below = np.flatnonzero(centres < float(value))
-    if lower <= 0 or not len(below) or counts[below].sum() == 0:
+    if not len(below) or counts[below].sum() == 0:
         return value
     peak = int(np.argmax(counts[below]))
+    if peak == 0:
+        return value
     mode = float(centres[below[peak]])
     flank = np.cumsum(counts[below[: peak + 1]])
     sigma = mode - float(centres[below[np.searchsorted(flank, flank[-1] * (1.0 - 0.683))]])
-    found = max(mode + (1.0 - lower) * (float(value) - mode), mode + noise * sigma)
-    return dtype.type(min(float(value), found))
+    found = min(
+        float(value), max(mode + (1.0 - lower) * (float(value) - mode), mode + noise * sigma)
+    )
+    dtype = np.asarray(value).dtype
+    return dtype.type(math.floor(found) if np.issubdtype(dtype, np.integer) else found)
 
 
 def apply(image, value: float):

@@ -284,8 +284,9 @@ def _faces(results: list[dict], ndim: int) -> list:
 
 
 def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> float:
-    """Otsu (on intensity or log intensity) from the sum of the chunks' histograms: the same
-    bins, counts and arithmetic as scikit-image on the whole image."""
+    """Otsu (on intensity or log intensity) from the sum of the chunks' histograms, lowered
+    (``threshold.lower``) on that histogram: the same bins, counts and arithmetic as the
+    whole-image :func:`hpcseg.pipeline.threshold.otsu` and ``log_otsu``."""
     low = min(r["low"] for r in smoothed)[()]
     high = max(r["high"] for r in smoothed)[()]
     t = job.pipeline.threshold

@@ -151,3 +151,50 @@ def test_lowered_log_otsu_takes_in_dim_nuclei_and_keeps_out_the_noise():
     _, false_floor = coverage(smoothed, truth, log_otsu(smoothed, lower=0.9))
     _, false_none = coverage(smoothed, truth, log_otsu(smoothed, lower=0.9, noise=0.0))
     assert false_floor < 0.002 and false_none > 0.1
+
+
+def test_lower_is_half_for_frames_and_off_for_stacks_unless_given():
+    assert threshold.lower_for(None, 2) == 0.5
+    assert threshold.lower_for(None, 3) == 0.0
+    assert threshold.lower_for(0.2, 3) == 0.2 and threshold.lower_for(0.0, 2) == 0.0
+
+
+@pytest.mark.parametrize(("dtype", "value"), [(np.uint16, 7), (np.float32, 7), (np.float32, 1e8)])
+def test_a_flat_image_keeps_its_value_when_lowered(dtype, value):
+    """One value: no histogram of 256 bins (NumPy refuses one of 1e8 in float32), no lowering."""
+    flat = np.full((5, 6), value, dtype)
+    for method in (threshold.otsu, threshold.log_otsu):
+        assert method(flat, lower=0.5) == method(flat)
+
+
+def test_a_mode_in_the_first_bin_is_not_lowered():
+    """A background clipped at zero (or zero padding) piles into the first bin: no flank to read
+    its noise on, so the value stays rather than falling into that noise."""
+    counts, centres = _two_bumps(4.0)
+    counts = counts.copy()
+    counts[0] = 10 * counts.max()
+    assert threshold.lowered(125.0, counts, centres, 0.5) == 125.0
+
+
+def test_an_integer_value_is_rounded_down_so_the_mask_is_the_same():
+    """On integer images the lowered value is an integer below the exact one: ``image >
+    value`` then keeps the same pixels (negative values too)."""
+    centres = np.arange(-20, 21)
+    counts = np.rint(
+        1e4 * np.exp(-0.5 * ((centres + 14) / 1.5) ** 2)
+        + 3e3 * np.exp(-0.5 * ((centres - 15) / 2.0) ** 2)
+    ).astype(np.int64)
+    got = threshold.lowered(np.int64(0), counts, centres, 0.45)
+    exact = -14 + 0.55 * 14  # -6.3: above the floor (-14 + 3 x 1.5, read to whole bins)
+    assert got.dtype == np.int64 and got == np.floor(exact) == -7
+    image = np.arange(-20, 21)
+    assert np.array_equal(image > got, image > exact)
+
+
+def test_li_is_lowered_too():
+    """Li's value on a narrow background (mode 100, sd 5) and nuclei around 400, halfway down."""
+    rng = np.random.default_rng(2)
+    values = [rng.normal(100.0, 5.0, 7000), rng.normal(400.0, 30.0, 3000)]
+    image = np.concatenate(values).astype(np.float32)
+    own, low = threshold.li(image), threshold.li(image, lower=0.5)
+    assert abs(low - (100.0 + 0.5 * (own - 100.0))) < 3.0  # the mode read to a bin (~2 wide)
