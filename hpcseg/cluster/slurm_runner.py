@@ -11,7 +11,9 @@ nodes (``jobs/hpcseg-gpu.sbatch``) the worker ranks run ``cluster.worker_class``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -112,8 +114,27 @@ def _worker_class(cfg: SlurmRunnerConfig) -> dict:
     return {"worker_class": cfg.worker_class}
 
 
+async def read_scheduler_address(path: Path, timeout: float) -> str:
+    """The scheduler's address from its scheduler file, once the file is complete.
+
+    The scheduler writes the file in place (open, then dump), so a reader can find it empty or
+    half-written; dask-jobqueue's SLURMRunner parses it the moment it exists and fails on that.
+    Distributed's workers already retry (``json_load_robust``); this does the same for the driver.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return str(json.loads(path.read_text())["address"])
+        if time.monotonic() > deadline:
+            raise UserError(f"no complete scheduler file at {path} within {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+
+
 def _runner(cfg: SlurmRunnerConfig, job_dir: Path, security: Security | None):
     class Runner(SLURMRunner):
+        async def get_scheduler_address(self) -> str:
+            return await read_scheduler_address(self.scheduler_file, cfg.worker_timeout)
+
         async def before_client_start(self) -> None:  # the base class's rpc has no TLS context
             if security is not None:
                 args = security.get_connection_args("client")

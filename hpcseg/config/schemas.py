@@ -452,7 +452,9 @@ class SlurmRunnerConfig(ClusterConfig):
     interface: str | None = param(None, "Network interface for scheduler and workers.")
     dashboard_address: str = param("127.0.0.1:0", "Dashboard bind address; localhost by default.")
     worker_timeout: float = param(
-        300.0, "Seconds to wait for the first worker before failing.", ge=1
+        300.0,
+        "Seconds to wait for the scheduler's certificates and file, then the first worker.",
+        ge=1,
     )
     worker_class: str | None = param(
         None,
