@@ -185,7 +185,8 @@ class SmoothConfig:
 class ThresholdConfig:
     method: ThresholdMethod = param(
         ThresholdMethod.log_otsu,
-        "otsu | log_otsu (Otsu on log intensity: keeps dim nuclei) | li | local_gaussian.",
+        "otsu | log_otsu (Otsu on the log of intensities above one count: keeps dim nuclei) | "
+        "li | local_gaussian.",
     )
     block_size: int | None = param(
         None, "local_gaussian: block size in pixels (odd); null = the whole frame (the blog).", ge=3

@@ -24,9 +24,21 @@ def histogram(image) -> tuple[np.ndarray, np.ndarray]:
         return be.to_host(counts), np.arange(low_i, high_i + 1)
     # the edges as NumPy makes them for this dtype and range, then counted where the image is
     low, high = be.to_host(low)[()], be.to_host(high)[()]
-    edges = np.histogram_bin_edges(np.zeros(1, image.dtype), BINS, (low, high))
+    edges = float_edges(image.dtype, low, high)
     if xp is np:  # NumPy's even-bins path: the same counts as these edges give, faster
         counts = np.histogram(image, BINS, (low, high))[0]
     else:
         counts = be.to_host(xp.histogram(image, bins=be.from_host(edges))[0])
-    return counts, (edges[:-1] + edges[1:]) / 2.0
+    return counts, centres(edges)
+
+
+def float_edges(dtype, low, high) -> np.ndarray:
+    """The :data:`BINS` + 1 bin edges of a float image of ``dtype`` over [``low``, ``high``], as
+    NumPy makes them (in that dtype's arithmetic): one definition for the whole image and the
+    tiled mode's summed chunk histograms."""
+    return np.histogram_bin_edges(np.zeros(1, dtype), BINS, (low, high))
+
+
+def centres(edges: np.ndarray) -> np.ndarray:
+    """The bins' centres from their edges."""
+    return (edges[:-1] + edges[1:]) / 2.0

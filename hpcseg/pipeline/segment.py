@@ -101,7 +101,9 @@ def _threshold(s: _State) -> None:
     c = s.cfg.threshold
     if c.method in GLOBAL_THRESHOLDS:  # compute the value, then apply it
         lower = threshold.lower_for(c.lower, s.image.ndim)
-        s.threshold = GLOBAL_THRESHOLDS[c.method](s.smoothed, c.correction, lower, c.noise)
+        # log_otsu's floor is one count of the image as read (its smoothed copy is float)
+        floor = {"floor": threshold.log_floor(s.image.dtype)} if c.method == "log_otsu" else {}
+        s.threshold = GLOBAL_THRESHOLDS[c.method](s.smoothed, c.correction, lower, c.noise, **floor)
         s.mask = threshold.apply(s.smoothed, s.threshold)
     else:
         s.mask = LOCAL_THRESHOLDS[c.method](s.smoothed, c.block_size, c.offset)

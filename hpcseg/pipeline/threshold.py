@@ -38,19 +38,52 @@ def otsu(image, correction: float = 1.0, lower: float = 0.0, noise: float = 3.0)
     return float(_lowered_value(image, "threshold_otsu", lower, noise)) * correction
 
 
-def log_intensity(image):
-    """float32 log of the intensity clipped below at 1 (what :func:`log_otsu` thresholds),
-    the log taken in place in the float32 array (no third full-size array)."""
+FLOAT_COUNT = 2.0**-16  # one count of a 16-bit sensor on a [0, 1] scale
+
+
+def log_floor(dtype) -> int | float:
+    """The intensity :func:`log_otsu` takes logs above: one count, 1 for an integer image and
+    :data:`FLOAT_COUNT` for a float one (a float image may be scaled to [0, 1], where a floor
+    of 1 would leave nothing above it). Decided by the image as read, not by its smoothed
+    copy, which is float either way."""
+    return 1 if np.dtype(dtype).kind in "biu" else FLOAT_COUNT
+
+
+def log_intensity(image, floor: int | float = 1):
+    """float32 log of the intensity clipped below at ``floor`` (what :func:`log_otsu`
+    thresholds), the log taken in place in the float32 array (no third full-size array)."""
     xp = backend_of(image).xp
-    logs = xp.maximum(image, 1).astype(xp.float32, copy=False)
+    logs = xp.maximum(image, floor).astype(xp.float32, copy=False)
     return xp.log(logs, out=logs)
 
 
-def log_otsu(image, correction: float = 1.0, lower: float = 0.0, noise: float = 3.0) -> float:
-    """Otsu's threshold on log intensity, in intensity units: the bright/dim range is
-    compressed, so dim nuclei stay above it. ``lower`` moves it down in log units
-    (:func:`lowered`)."""
-    value = _lowered_value(log_intensity(image), "threshold_otsu", lower, noise)
+def log_votes(image, floor: int | float):
+    """The log intensities :func:`log_otsu`'s histogram is made of: those of the pixels above
+    ``floor`` (flattened when some are not). Zero padding around a stitched mosaic or a
+    background subtracted to zero is one spike at the floor; counted, Otsu splits it from
+    everything else and every pixel above it becomes foreground. Left out, it is background
+    (at or below any threshold above the floor). Empty when no pixel is above the floor."""
+    logs = log_intensity(image, floor)
+    above = image > floor
+    return logs if bool(above.all()) else logs[above]
+
+
+def log_otsu(
+    image,
+    correction: float = 1.0,
+    lower: float = 0.0,
+    noise: float = 3.0,
+    floor: int | float | None = None,
+) -> float:
+    """Otsu's threshold on log intensity (:func:`log_votes`), in intensity units: the
+    bright/dim range is compressed, so dim nuclei stay above it. ``lower`` moves it down in
+    log units (:func:`lowered`). ``floor``: :func:`log_floor` of the image as read (default:
+    of ``image``'s dtype); with no pixel above it the threshold is the floor (no foreground)."""
+    floor = log_floor(image.dtype) if floor is None else floor
+    votes = log_votes(image, floor)
+    if votes.size == 0:
+        return float(floor)
+    value = _lowered_value(votes, "threshold_otsu", lower, noise)
     return float(backend_of(image).xp.exp(value)) * correction
 
 

@@ -21,7 +21,7 @@ import zarr
 from scipy import ndimage as ndi
 
 from hpcseg.config.schemas import PipelineConfig
-from hpcseg.pipeline import clean, smooth, threshold
+from hpcseg.pipeline import clean, histogram, smooth, threshold
 from hpcseg.pipeline.bands import in_bands
 from hpcseg.pipeline.grid import ChunkGrid, Region, box, boxes, union, within
 from hpcseg.pipeline.label import label_seeds, label_sizes
@@ -190,9 +190,10 @@ def committed(step: str, fn, job: TileJob, k: int, index: tuple[int, ...], extra
 
 # ------------------------------------------------------------------------------ pixel passes
 def threshold_input(job: TileJob, smoothed: np.ndarray) -> np.ndarray:
-    """What the global threshold is computed on (log intensity for log_otsu)."""
+    """What the global threshold is computed on: for log_otsu the log intensities above the
+    image's floor (:func:`hpcseg.pipeline.threshold.log_votes`; possibly none)."""
     if str(job.pipeline.threshold.method) == "log_otsu":
-        return threshold.log_intensity(smoothed)
+        return threshold.log_votes(smoothed, threshold.log_floor(job.image.dtype))
     return smoothed
 
 
@@ -221,7 +222,10 @@ def smooth_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> di
     # the range from every pixel's input: NumPy's float32 log is not monotone (1,430 steps
     # down over the float32 values >= 1, checked here), so log(min) can differ from min(log)
     values = threshold_input(job, smoothed)
-    out = {"low": np.asarray(values.min()), "high": np.asarray(values.max())}
+    if not values.size:  # no pixel above log_otsu's floor here: no range
+        out = {"low": np.asarray(np.inf, values.dtype), "high": np.asarray(-np.inf, values.dtype)}
+    else:
+        out = {"low": np.asarray(values.min()), "high": np.asarray(values.max())}
     if smoothed.dtype.kind in "iu" and smoothed.dtype.itemsize <= 2:
         out["value_low"], out["value_counts"] = value_counts(smoothed)
     return out
@@ -253,7 +257,7 @@ def histogram_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) ->
             values.ravel().astype(np.int64) - int(low), minlength=int(high) - int(low) + 1
         )
     else:
-        counts = np.histogram(values, bins=256, range=(low, high))[0]
+        counts = np.histogram(values, histogram.BINS, (low, high))[0]
     return {"counts": counts.astype(np.int64)}
 
 

@@ -50,7 +50,7 @@ import numpy as np
 from distributed import wait
 from skimage.filters import threshold_otsu
 
-from hpcseg.pipeline import clean, threshold
+from hpcseg.pipeline import clean, histogram, threshold
 from hpcseg.pipeline.grid import Region
 from hpcseg.pipeline.measure import column_names, from_moments, shape_feature_columns
 from hpcseg.pipeline.moments import LabelMoments, merge
@@ -291,6 +291,8 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
     high = max(r["high"] for r in smoothed)[()]
     t = job.pipeline.threshold
     log_scale = str(t.method) == "log_otsu"
+    if low > high:  # no pixel above log_otsu's floor: the floor, nothing foreground
+        return float(threshold.log_floor(job.image.dtype))
     if low == high:  # skimage returns the single value
         found = low
     else:
@@ -301,11 +303,8 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
             counts = np.sum([h["counts"] for h in histograms], axis=0)
         if np.issubdtype(low.dtype, np.integer):
             centres = np.arange(low.item(), high.item() + 1)
-        else:
-            # numpy scalars, as np.histogram takes the range from the image: the edges are
-            # computed in the image dtype
-            edges = np.histogram(np.zeros(0, low.dtype), bins=256, range=(low, high))[1]
-            centres = (edges[:-1] + edges[1:]) / 2.0
+        else:  # numpy scalars, as the whole image's range: edges in the image's dtype
+            centres = histogram.centres(histogram.float_edges(low.dtype, low, high))
         found = threshold.lowered(
             threshold_otsu(hist=(counts, centres)),
             counts,
@@ -325,12 +324,14 @@ def _histogram_of_counts(job: TileJob, smoothed: list[dict], low, high) -> np.nd
     first, total = _added([(r["value_low"], r["value_counts"]) for r in smoothed])
     values = np.arange(first, first + len(total)).astype(job.smoothed_dtype)
     present = total > 0
+    if str(job.pipeline.threshold.method) == "log_otsu":  # the values log_otsu counts
+        present &= values > threshold.log_floor(job.image.dtype)
     inputs = tasks.threshold_input(job, values[present])
     if np.issubdtype(inputs.dtype, np.integer):  # one bin per integer value, low..high
         out = np.zeros(int(high) - int(low) + 1, np.int64)
         out[inputs.astype(np.int64) - int(low)] = total[present]
         return out
-    return np.histogram(inputs, bins=256, range=(low, high), weights=total[present])[0]
+    return np.histogram(inputs, histogram.BINS, (low, high), weights=total[present])[0]
 
 
 def _keep(job: TileJob, parts: list[dict], array: str) -> tuple[int, tuple, Relabelled]:

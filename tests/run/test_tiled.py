@@ -458,6 +458,26 @@ def test_8_and_16_bit_thresholds_come_from_the_smooth_pass(method):
         np.testing.assert_array_equal(labels, one.labels)
 
 
+@pytest.mark.parametrize("variant", ["zero-padded", "zero-padded, 16-bit smoothing", "[0, 1]"])
+def test_log_otsu_floor_tiled(variant):
+    """log_otsu leaves the pixels at or below one count out of its histogram (zero padding; a
+    float image's floor is 2^-16): tiled, the same threshold and labels, also where whole
+    chunks have no pixel above the floor and from the smooth pass's 16-bit counts."""
+    frame = synthetic_frame(3, 0)[0][:200, :260]
+    overrides = ["pipeline=nuclei_v1", "pipeline.threshold.lower=0.5"]
+    if variant == "[0, 1]":
+        image = (frame / frame.max()).astype(np.float32)
+    else:
+        image = np.pad(frame, ((0, 0), (0, 300)))
+    if "16-bit" in variant:
+        overrides.append("pipeline.smooth.keep_dtype=true")
+    cfg = load_config(overrides).pipeline
+    one = assert_equal_to_one_shot(image, cfg, (64, 90))
+    assert one.labels.max() > 10
+    if "16-bit" in variant:
+        assert "histogram" not in tiled(image, cfg, (64, 90))[0].seconds
+
+
 @pytest.mark.parametrize("shape", [(40, 50), (6, 30, 40), (1, 1), (0, 5)])
 def test_keys_are_numbered_in_key_order_with_their_first_pixels(shape):
     """A core's keys numbered 1..m in ascending key order (0 stays 0), each with its first
