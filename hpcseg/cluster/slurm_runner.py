@@ -117,17 +117,26 @@ def _worker_class(cfg: SlurmRunnerConfig) -> dict:
 async def read_scheduler_address(path: Path, timeout: float) -> str:
     """The scheduler's address from its scheduler file, once the file is complete.
 
-    The scheduler writes the file in place (open, then dump), so a reader can find it empty or
-    half-written; dask-jobqueue's SLURMRunner parses it the moment it exists and fails on that.
-    Distributed's workers already retry (``json_load_robust``); this does the same for the driver.
+    The scheduler writes the file in place (open, then dump), so a reader can find it missing,
+    empty or half-written; dask-jobqueue's SLURMRunner parses it the moment it exists and fails
+    on that. Distributed's workers already retry (``json_load_robust``); this does the same for
+    the driver. A complete file without an address is an error at once.
     """
     deadline = time.monotonic() + timeout
     while True:
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return str(json.loads(path.read_text())["address"])
-        if time.monotonic() > deadline:
-            raise UserError(f"no complete scheduler file at {path} within {timeout:.0f} s")
-        await asyncio.sleep(0.2)
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:  # not there yet, or still being written
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"no complete scheduler file at {path} within {timeout:.0f} s ({exc})"
+                ) from None
+            await asyncio.sleep(0.2)
+            continue
+        address = info.get("address") if isinstance(info, dict) else None
+        if not isinstance(address, str) or not address:
+            raise UserError(f"the scheduler file {path} has no address: {info!r:.200}")
+        return address
 
 
 def _runner(cfg: SlurmRunnerConfig, job_dir: Path, security: Security | None):

@@ -41,11 +41,13 @@ def otsu(image, correction: float = 1.0, lower: float = 0.0, noise: float = 3.0)
 FLOAT_COUNT = 2.0**-16  # one count of a 16-bit sensor on a [0, 1] scale
 
 
-def log_floor(dtype) -> int | float:
-    """The intensity :func:`log_otsu` takes logs above: one count, 1 for an integer image and
-    :data:`FLOAT_COUNT` for a float one (a float image may be scaled to [0, 1], where a floor
-    of 1 would leave nothing above it). Decided by the image as read, not by its smoothed
-    copy, which is float either way."""
+def log_floor(dtype, given: float | None = None) -> int | float:
+    """The intensity :func:`log_otsu` takes logs above: ``given`` (``threshold.floor``) or one
+    count, 1 for an integer image and :data:`FLOAT_COUNT` for a float one (a float image may be
+    scaled to [0, 1], where a floor of 1 would leave nothing above it). Decided by the image as
+    read, not by its smoothed copy, which is float unless ``smooth.keep_dtype``."""
+    if given is not None:
+        return given
     return 1 if np.dtype(dtype).kind in "biu" else FLOAT_COUNT
 
 
@@ -57,15 +59,22 @@ def log_intensity(image, floor: int | float = 1):
     return xp.log(logs, out=logs)
 
 
-def log_votes(image, floor: int | float):
-    """The log intensities :func:`log_otsu`'s histogram is made of: those of the pixels above
-    ``floor`` (flattened when some are not). Zero padding around a stitched mosaic or a
-    background subtracted to zero is one spike at the floor; counted, Otsu splits it from
-    everything else and every pixel above it becomes foreground. Left out, it is background
-    (at or below any threshold above the floor). Empty when no pixel is above the floor."""
-    logs = log_intensity(image, floor)
-    above = image > floor
-    return logs if bool(above.all()) else logs[above]
+def voters(image, floor: int | float, raw=None):
+    """The values of ``image`` :func:`log_otsu` counts: those of the pixels whose ``raw`` value
+    (the image as read; default ``image``) is above ``floor``, flattened when some are not.
+    Zero padding around a stitched mosaic or a background subtracted to zero is one spike at
+    the floor; counted, Otsu splits it from everything else and every pixel above it becomes
+    foreground. Left out, it is background (at or below any threshold above the floor).
+    Decided on the pixels as read: smoothed, the padding's edge is a ramp of values down to
+    the floor's, whose long tail in log units can draw Otsu's split into it."""
+    above = (image if raw is None else raw) > floor
+    return image if bool(above.all()) else image[above]
+
+
+def log_votes(image, floor: int | float, raw=None):
+    """The log intensities :func:`log_otsu`'s histogram is made of: :func:`log_intensity` of
+    the :func:`voters` (empty when no pixel is above the floor)."""
+    return log_intensity(voters(image, floor, raw), floor)
 
 
 def log_otsu(
@@ -73,14 +82,15 @@ def log_otsu(
     correction: float = 1.0,
     lower: float = 0.0,
     noise: float = 3.0,
-    floor: int | float | None = None,
+    floor: int | float = 1,
+    raw=None,
 ) -> float:
     """Otsu's threshold on log intensity (:func:`log_votes`), in intensity units: the
     bright/dim range is compressed, so dim nuclei stay above it. ``lower`` moves it down in
-    log units (:func:`lowered`). ``floor``: :func:`log_floor` of the image as read (default:
-    of ``image``'s dtype); with no pixel above it the threshold is the floor (no foreground)."""
-    floor = log_floor(image.dtype) if floor is None else floor
-    votes = log_votes(image, floor)
+    log units (:func:`lowered`). ``floor``: :func:`log_floor` of ``raw``, the image as read
+    before smoothing (the pipeline passes both; by default 1, as for counts, and ``image``).
+    With no pixel above the floor the threshold is the floor (no foreground)."""
+    votes = log_votes(image, floor, raw)
     if votes.size == 0:
         return float(floor)
     value = _lowered_value(votes, "threshold_otsu", lower, noise)

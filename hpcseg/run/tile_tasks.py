@@ -73,6 +73,11 @@ class TileJob:
         return ndi.generate_binary_structure(self.grid.ndim, self.pipeline.label.connectivity)
 
     @property
+    def log_floor(self) -> int | float:
+        """log_otsu's floor for this image (:func:`hpcseg.pipeline.threshold.log_floor`)."""
+        return threshold.log_floor(self.image.dtype, self.pipeline.threshold.floor)
+
+    @property
     def smoothed_dtype(self) -> np.dtype:
         keep = self.pipeline.smooth.keep_dtype
         return np.dtype(self.image.dtype) if keep else np.dtype(np.float32)
@@ -189,12 +194,26 @@ def committed(step: str, fn, job: TileJob, k: int, index: tuple[int, ...], extra
 
 
 # ------------------------------------------------------------------------------ pixel passes
-def threshold_input(job: TileJob, smoothed: np.ndarray) -> np.ndarray:
-    """What the global threshold is computed on: for log_otsu the log intensities above the
-    image's floor (:func:`hpcseg.pipeline.threshold.log_votes`; possibly none)."""
+def voters(job: TileJob, smoothed: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """The smoothed values the global threshold counts: for log_otsu those of the pixels whose
+    ``raw`` value is above the image's floor (:func:`hpcseg.pipeline.threshold.voters`), else
+    all."""
     if str(job.pipeline.threshold.method) == "log_otsu":
-        return threshold.log_votes(smoothed, threshold.log_floor(job.image.dtype))
+        return threshold.voters(smoothed, job.log_floor, raw)
     return smoothed
+
+
+def threshold_values(job: TileJob, values: np.ndarray) -> np.ndarray:
+    """The threshold input of counted smoothed values: their log for log_otsu."""
+    if str(job.pipeline.threshold.method) == "log_otsu":
+        return threshold.log_intensity(values, job.log_floor)
+    return values
+
+
+def threshold_input(job: TileJob, smoothed: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """What the global threshold is computed on (possibly nothing: no pixel above log_otsu's
+    floor), as the whole image's :func:`hpcseg.pipeline.threshold.log_votes`."""
+    return threshold_values(job, voters(job, smoothed, raw))
 
 
 def raw_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
@@ -213,21 +232,23 @@ def smooth_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> di
     crop = job.grid.grow(core, job.smooth_halo)
     c = job.pipeline.smooth
     smoother = SMOOTHERS[str(c.method)]
+    raw = raw_pixels(job, crop)
     smoothed = in_bands(lambda rows: smoother(rows, c.sigma, c.keep_dtype, job.spacing),
-                        raw_pixels(job, crop), job.smooth_halo[0])  # fmt: skip
+                        raw, job.smooth_halo[0])  # fmt: skip
     smoothed = np.ascontiguousarray(smoothed[within(core, crop)])
     job.scratch.write("smoothed", core, smoothed)
     if not job.global_threshold:
         return {}
     # the range from every pixel's input: NumPy's float32 log is not monotone (1,430 steps
     # down over the float32 values >= 1, checked here), so log(min) can differ from min(log)
-    values = threshold_input(job, smoothed)
-    if not values.size:  # no pixel above log_otsu's floor here: no range
+    raw = raw[within(core, crop)]
+    values = threshold_input(job, smoothed, raw)
+    if not values.size:  # no pixel above log_otsu's floor here: no range, no counts
         out = {"low": np.asarray(np.inf, values.dtype), "high": np.asarray(-np.inf, values.dtype)}
     else:
         out = {"low": np.asarray(values.min()), "high": np.asarray(values.max())}
     if smoothed.dtype.kind in "iu" and smoothed.dtype.itemsize <= 2:
-        out["value_low"], out["value_counts"] = value_counts(smoothed)
+        out["value_low"], out["value_counts"] = value_counts(voters(job, smoothed, raw))
     return out
 
 
@@ -239,7 +260,9 @@ def raw_pixels(job: TileJob, region: Region) -> np.ndarray:
 def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How many pixels have each value, from the smallest (returned first) to the largest, of
     an integer array of at most 16 bits: the global histogram's input, summed over chunks, so
-    that no second pass over the pixels is needed."""
+    that no second pass over the pixels is needed. None counted: (0, no counts)."""
+    if not values.size:
+        return np.asarray(0), np.zeros(0, np.int64)
     low = int(values.min())
     if low >= 0:
         counts = np.bincount(values.ravel())[low:]
@@ -251,7 +274,8 @@ def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def histogram_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> dict:
     """The chunk's histogram of the threshold input over the image's range ``extra``."""
     low, high = extra
-    values = threshold_input(job, job.scratch.read("smoothed", job.grid.core(index)))
+    core = job.grid.core(index)
+    values = threshold_input(job, job.scratch.read("smoothed", core), raw_pixels(job, core))
     if np.issubdtype(values.dtype, np.integer):  # skimage: one bin per integer value
         counts = np.bincount(
             values.ravel().astype(np.int64) - int(low), minlength=int(high) - int(low) + 1

@@ -63,8 +63,9 @@ from hpcseg.run.tile_tasks import Relabelled, SeedPixels, TileJob, faces_from
 # the passes' layout (their names, scratch arrays and results): a scratch folder written with
 # another one is not resumed (2: refine=objects tiled, seeds sent as pixels, 2026-12-07;
 # 3: the first split's landscape in its own array, arrays released once read; 4: the mask
-# pass fills the holes inside its core; the raw pass copies every image's pixels to scratch)
-PASSES_FORMAT = 4
+# pass fills the holes inside its core; the raw pass copies every image's pixels to scratch;
+# 5: log_otsu's range and histogram over the pixels above its floor only)
+PASSES_FORMAT = 5
 
 log = logging.getLogger("hpcseg")
 
@@ -292,7 +293,7 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
     t = job.pipeline.threshold
     log_scale = str(t.method) == "log_otsu"
     if low > high:  # no pixel above log_otsu's floor: the floor, nothing foreground
-        return float(threshold.log_floor(job.image.dtype))
+        return float(job.log_floor)
     if low == high:  # skimage returns the single value
         found = low
     else:
@@ -321,12 +322,11 @@ def _histogram_of_counts(job: TileJob, smoothed: list[dict], low, high) -> np.nd
     """The threshold input's histogram (as :func:`tasks.histogram_chunk` gives it, summed)
     from the chunks' counts of each smoothed value: each value's threshold input is computed
     once, the same arithmetic as on its pixels, and weighted by its count."""
-    first, total = _added([(r["value_low"], r["value_counts"]) for r in smoothed])
+    counted = [(r["value_low"], r["value_counts"]) for r in smoothed if len(r["value_counts"])]
+    first, total = _added(counted)
     values = np.arange(first, first + len(total)).astype(job.smoothed_dtype)
     present = total > 0
-    if str(job.pipeline.threshold.method) == "log_otsu":  # the values log_otsu counts
-        present &= values > threshold.log_floor(job.image.dtype)
-    inputs = tasks.threshold_input(job, values[present])
+    inputs = tasks.threshold_values(job, values[present])
     if np.issubdtype(inputs.dtype, np.integer):  # one bin per integer value, low..high
         out = np.zeros(int(high) - int(low) + 1, np.int64)
         out[inputs.astype(np.int64) - int(low)] = total[present]

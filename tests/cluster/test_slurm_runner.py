@@ -2,7 +2,8 @@
 
 The scheduler writes its file in place; a driver that starts while it is empty or half-written
 must wait, not fail (a CI run failed on dask-jobqueue's own reader, which parses the file as soon
-as it exists). The writer here is a real second process.
+as it exists). The writer here is a real second process, which moves from an empty file to a
+half-written one to a complete one only when the test says so.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,35 +24,94 @@ from hpcseg.config.schemas import SlurmRunnerConfig
 from hpcseg.errors import UserError
 
 ADDRESS = "tcp://127.0.0.1:1"
-
-
-def _write_later(path: Path, delay: float, address: str = ADDRESS) -> subprocess.Popen:
-    """A second process that leaves ``path`` empty, then half-written, then complete."""
-    text = json.dumps({"type": "Scheduler", "address": address, "id": "x"}, indent=2)
-    code = (
-        "import sys, time; p, t, d = sys.argv[1], sys.argv[2], float(sys.argv[3]);"
-        "open(p, 'w').close(); time.sleep(d);"
-        "f = open(p, 'w'); f.write(t[:10]); f.flush(); time.sleep(d); f.write(t[10:]); f.close()"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path), text, str(delay)])
-    while not path.exists():
+WRITER = """
+import sys, time
+from pathlib import Path
+path, text = Path(sys.argv[1]), sys.argv[2]
+def wait(name):
+    while not (path.parent / name).exists():
         time.sleep(0.01)
-    return proc
+path.write_text("")
+wait("go-half")
+with open(path, "w") as f:
+    f.write(text[:10])
+    f.flush()
+    wait("go-rest")
+    f.write(text[10:])
+"""
+
+
+class Writer:
+    """A second process writing ``path`` in three steps: empty, half, complete."""
+
+    def __init__(self, path: Path, address: str = ADDRESS):
+        self.path = path
+        self.text = json.dumps({"type": "Scheduler", "address": address, "id": "x"}, indent=2)
+        self.proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), self.text])
+        deadline = time.monotonic() + 30
+        while not path.exists():
+            assert time.monotonic() < deadline and self.proc.poll() is None, "no writer"
+            time.sleep(0.01)
+
+    def go(self, step: str) -> None:
+        (self.path.parent / step).touch()
+
+    def wait_for_half(self) -> None:
+        deadline = time.monotonic() + 30
+        while self.path.read_text() != self.text[:10]:
+            assert time.monotonic() < deadline, "the writer did not write half the file"
+            time.sleep(0.01)
+
+
+def _in_thread(fn) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # reported by the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _still_waiting(thread: threading.Thread, out: dict, seconds: float = 0.6) -> None:
+    thread.join(seconds)
+    assert thread.is_alive(), f"the reader did not wait: {out}"
 
 
 def test_reader_waits_for_the_complete_file(tmp_path):
     path = tmp_path / "scheduler.json"
-    writer = _write_later(path, 0.5)
-    assert path.read_text() == ""
-    assert asyncio.run(slurm_runner.read_scheduler_address(path, timeout=30)) == ADDRESS
-    assert writer.wait(10) == 0
+    writer = Writer(path)
+    assert path.read_text() == ""  # the writer waits for go-half
+    thread, out = _in_thread(lambda: asyncio.run(slurm_runner.read_scheduler_address(path, 30)))
+    _still_waiting(thread, out)  # on the empty file
+    writer.go("go-half")
+    writer.wait_for_half()
+    _still_waiting(thread, out)  # on the half-written file
+    writer.go("go-rest")
+    thread.join(30)
+    assert out == {"value": ADDRESS}
+    assert writer.proc.wait(10) == 0
 
 
 def test_reader_gives_up_with_one_line(tmp_path):
     path = tmp_path / "scheduler.json"
     path.write_text("{")
-    with pytest.raises(UserError, match=r"no complete scheduler file at .* within 1 s"):
+    with pytest.raises(UserError, match=r"no complete scheduler file at .* within 1 s \("):
         asyncio.run(slurm_runner.read_scheduler_address(path, timeout=1))
+
+
+@pytest.mark.parametrize("text", ['{"type": "Scheduler"}', '{"address": null}', "[1]"])
+def test_a_complete_file_without_an_address_is_an_error_at_once(tmp_path, text):
+    path = tmp_path / "scheduler.json"
+    path.write_text(text)
+    started = time.monotonic()
+    with pytest.raises(UserError, match="has no address"):
+        asyncio.run(slurm_runner.read_scheduler_address(path, timeout=30))
+    assert time.monotonic() - started < 5
 
 
 @pytest.mark.slow
@@ -68,11 +129,22 @@ def test_driver_rank_starts_while_the_file_is_being_written(tmp_path, monkeypatc
         address = json_load_robust(tmp_path / "x", timeout=60)["address"]
         for name, value in (("SLURM_PROCID", "1"), ("SLURM_NTASKS", "3"), ("SLURM_JOB_ID", "7")):
             monkeypatch.setenv(name, value)
-        writer = _write_later(tmp_path / "scheduler.json", 0.5, address)
+        writer = Writer(tmp_path / "scheduler.json", address)
         cfg = SlurmRunnerConfig(tls=False, worker_timeout=30)
-        with slurm_runner._runner(cfg, tmp_path, None) as runner:
-            assert runner.scheduler_address == address
-        assert writer.wait(10) == 0
+
+        def drive():
+            with slurm_runner._runner(cfg, tmp_path, None) as runner:
+                return runner.scheduler_address
+
+        thread, out = _in_thread(drive)
+        _still_waiting(thread, out, 1.0)  # the runner is up and reading the empty file
+        writer.go("go-half")
+        writer.wait_for_half()
+        _still_waiting(thread, out)
+        writer.go("go-rest")
+        thread.join(60)
+        assert out == {"value": address}
+        assert writer.proc.wait(10) == 0
         assert scheduler.wait(30) == 0  # the driver's close terminated it
     finally:
         scheduler.kill()

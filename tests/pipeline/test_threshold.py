@@ -204,6 +204,28 @@ def test_log_floor_is_one_count_of_the_image_as_read():
     assert threshold.log_floor(np.uint16) == 1 and threshold.log_floor(np.int8) == 1
     assert threshold.log_floor(bool) == 1
     assert threshold.log_floor(np.float32) == threshold.log_floor(np.float64) == 2.0**-16
+    assert threshold.log_floor(np.float32, 1.0) == threshold.log_floor(np.uint16, 1.0) == 1.0
+
+
+def test_a_given_floor_is_the_pipelines():
+    """``threshold.floor`` replaces the count: above every pixel, no foreground."""
+    from hpcseg.config.compose import load_config
+    from hpcseg.data.synthetic import synthetic_frame
+    from hpcseg.pipeline.segment import segment
+
+    image = synthetic_frame(2021, 1)[0]
+    result = segment(image, load_config(["pipeline.threshold.floor=1e9"]).pipeline)
+    assert result.threshold == 1e9 and result.labels.max() == 0
+
+
+def test_log_votes_are_the_logs_of_the_pixels_above_the_floor():
+    image = np.array([[0, 1, 2, 300], [5, 0, 1, 7]], np.uint16)
+    np.testing.assert_array_equal(
+        threshold.log_votes(image, 1), np.log(np.array([2, 300, 5, 7], np.float32))
+    )
+    whole = threshold.log_votes(image + 2, 1)
+    assert whole.shape == image.shape
+    np.testing.assert_array_equal(whole, threshold.log_intensity(image + 2))
 
 
 def _smoothed_frame():
@@ -246,10 +268,12 @@ def test_log_otsu_with_nothing_above_the_floor_finds_no_foreground():
         assert value == 1.0 and not threshold.apply(image, value).any()
 
 
-@pytest.mark.parametrize("variant", ["zero-padded", "scaled to [0, 1]", "background to zero"])
+@pytest.mark.parametrize(
+    "variant", ["zero-padded", "scaled to [0, 1]", "both", "background to zero"]
+)
 def test_the_default_segments_frames_as_stored_otherwise(variant):
-    """Whole default pipeline: a frame zero-padded or as float in [0, 1] scores as the frame
-    itself does (within 0.03 F1@0.7; before log_otsu's floor: 13 objects of 136 padded, none
+    """Whole default pipeline: a frame zero-padded, as float in [0, 1] or both scores as the
+    frame itself does (within 0.03 F1@0.7; before log_otsu's floor: 13 objects of 136 padded, none
     scaled); with its background subtracted (half its pixels 0), 0.81 against 0.97 (0.48
     before: the zeros' spike drew the threshold into the noise)."""
     from hpcseg.config.compose import load_config
@@ -261,6 +285,9 @@ def test_the_default_segments_frames_as_stored_otherwise(variant):
     cfg = load_config([]).pipeline
     if variant == "zero-padded":
         other = np.pad(image, ((0, 0), (0, image.shape[1])))
+        labels = segment(other, cfg).labels[:, : image.shape[1]]
+    elif variant == "both":  # the padding's smoothed edge: a ramp far below one count
+        other = np.pad(image / image.max(), ((0, 0), (0, image.shape[1]))).astype(np.float32)
         labels = segment(other, cfg).labels[:, : image.shape[1]]
     elif variant == "scaled to [0, 1]":
         labels = segment((image / image.max()).astype(np.float32), cfg).labels

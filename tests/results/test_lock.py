@@ -58,15 +58,42 @@ def test_a_run_into_a_busy_folder_is_one_line_exit_2(tmp_path):
     assert not (out / "images").exists()
 
 
+HOLD_UNTIL_TOLD = (
+    "import sys; from pathlib import Path; from hpcseg.results.lock import output_lock\n"
+    "with output_lock(Path(sys.argv[1])):\n"
+    "    print('held', flush=True); sys.stdin.readline()\n"
+)
+
+
 @pytest.mark.slow
 def test_wait_for_lock_waits_then_runs(tmp_path):
+    """The run says it waits and does wait while another process holds the folder (released
+    only after that, so a slow start-up cannot miss the wait), then runs."""
     out = tmp_path / "out"
-    holder = _holder(out, 4)
-    t0 = time.monotonic()
-    proc = run_cli("dataset.n_images=2", *SMALL, f"output.dir={out}", "output.wait_for_lock=true")
-    holder.wait()
-    assert proc.returncode == 0, proc.stderr
-    assert time.monotonic() - t0 >= 3 and "waiting for the run writing" in proc.stdout + proc.stderr
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_UNTIL_TOLD, str(out)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    args = ("dataset.n_images=2", *SMALL, f"output.dir={out}", "output.wait_for_lock=true")
+    run = subprocess.Popen([sys.executable, "-m", "hpcseg", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    said = []
+    try:
+        for line in run.stdout:
+            said.append(line)
+            if "waiting for the run writing" in line:
+                break
+        time.sleep(1.0)
+        assert run.poll() is None, "".join(said)  # still waiting
+        assert not (out / "images").exists()
+        holder.communicate("\n", timeout=30)
+        rest = run.communicate(timeout=300)[0]
+    finally:
+        for proc in (holder, run):
+            proc.kill()
+            proc.wait()
+    assert "waiting for the run writing" in said[-1], "".join(said)
+    assert run.returncode == 0, "".join(said) + rest
+    assert len(stored_rows(out, "images")) == 2
 
 
 @pytest.mark.slow

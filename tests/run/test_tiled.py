@@ -458,22 +458,32 @@ def test_8_and_16_bit_thresholds_come_from_the_smooth_pass(method):
         np.testing.assert_array_equal(labels, one.labels)
 
 
-@pytest.mark.parametrize("variant", ["zero-padded", "zero-padded, 16-bit smoothing", "[0, 1]"])
+@pytest.mark.parametrize(
+    "variant",
+    ["zero-padded", "zero-padded, 16-bit smoothing", "[0, 1], padded", "floor 50", "zeros"],
+)
 def test_log_otsu_floor_tiled(variant):
-    """log_otsu leaves the pixels at or below one count out of its histogram (zero padding; a
-    float image's floor is 2^-16): tiled, the same threshold and labels, also where whole
-    chunks have no pixel above the floor and from the smooth pass's 16-bit counts."""
+    """log_otsu leaves the pixels at or below its floor out of its histogram (one count: zero
+    padding; 2^-16 for a float image; or ``threshold.floor``): tiled, the same threshold and
+    labels, also where whole chunks (or all of them) have no pixel above the floor and from the
+    smooth pass's 16-bit counts."""
     frame = synthetic_frame(3, 0)[0][:200, :260]
     overrides = ["pipeline=nuclei_v1", "pipeline.threshold.lower=0.5"]
-    if variant == "[0, 1]":
-        image = (frame / frame.max()).astype(np.float32)
-    else:
-        image = np.pad(frame, ((0, 0), (0, 300)))
+    image = np.pad(frame, ((0, 0), (0, 300)))
+    if variant.startswith("[0, 1]"):
+        image = (image / frame.max()).astype(np.float32)
+    elif variant == "zeros":
+        image = np.zeros_like(image)
+    elif variant == "floor 50":
+        overrides.append("pipeline.threshold.floor=50")
     if "16-bit" in variant:
         overrides.append("pipeline.smooth.keep_dtype=true")
     cfg = load_config(overrides).pipeline
     one = assert_equal_to_one_shot(image, cfg, (64, 90))
-    assert one.labels.max() > 10
+    if variant == "zeros":
+        assert one.labels.max() == 0 and one.threshold == 1.0
+    else:
+        assert one.labels.max() > 10
     if "16-bit" in variant:
         assert "histogram" not in tiled(image, cfg, (64, 90))[0].seconds
 
