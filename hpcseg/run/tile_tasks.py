@@ -73,6 +73,11 @@ class TileJob:
         return ndi.generate_binary_structure(self.grid.ndim, self.pipeline.label.connectivity)
 
     @property
+    def log_scale(self) -> bool:
+        """Whether the global threshold is log_otsu's (on log intensity, above a floor)."""
+        return str(self.pipeline.threshold.method) == "log_otsu"
+
+    @property
     def log_floor(self) -> int | float:
         """log_otsu's floor for this image (:func:`hpcseg.pipeline.threshold.log_floor`)."""
         return threshold.log_floor(self.image.dtype, self.pipeline.threshold.floor)
@@ -194,23 +199,23 @@ def committed(step: str, fn, job: TileJob, k: int, index: tuple[int, ...], extra
 
 
 # ------------------------------------------------------------------------------ pixel passes
-def voters(job: TileJob, smoothed: np.ndarray, raw: np.ndarray) -> np.ndarray:
+def voters(job: TileJob, smoothed: np.ndarray, raw: np.ndarray | None) -> np.ndarray:
     """The smoothed values the global threshold counts: for log_otsu those of the pixels whose
     ``raw`` value is above the image's floor (:func:`hpcseg.pipeline.threshold.voters`), else
     all."""
-    if str(job.pipeline.threshold.method) == "log_otsu":
+    if job.log_scale:
         return threshold.voters(smoothed, job.log_floor, raw)
     return smoothed
 
 
 def threshold_values(job: TileJob, values: np.ndarray) -> np.ndarray:
     """The threshold input of counted smoothed values: their log for log_otsu."""
-    if str(job.pipeline.threshold.method) == "log_otsu":
+    if job.log_scale:
         return threshold.log_intensity(values, job.log_floor)
     return values
 
 
-def threshold_input(job: TileJob, smoothed: np.ndarray, raw: np.ndarray) -> np.ndarray:
+def threshold_input(job: TileJob, smoothed: np.ndarray, raw: np.ndarray | None) -> np.ndarray:
     """What the global threshold is computed on (possibly nothing: no pixel above log_otsu's
     floor), as the whole image's :func:`hpcseg.pipeline.threshold.log_votes`."""
     return threshold_values(job, voters(job, smoothed, raw))
@@ -275,7 +280,8 @@ def histogram_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) ->
     """The chunk's histogram of the threshold input over the image's range ``extra``."""
     low, high = extra
     core = job.grid.core(index)
-    values = threshold_input(job, job.scratch.read("smoothed", core), raw_pixels(job, core))
+    raw = raw_pixels(job, core) if job.log_scale else None  # only log_otsu's floor reads it
+    values = threshold_input(job, job.scratch.read("smoothed", core), raw)
     if np.issubdtype(values.dtype, np.integer):  # skimage: one bin per integer value
         counts = np.bincount(
             values.ravel().astype(np.int64) - int(low), minlength=int(high) - int(low) + 1

@@ -291,7 +291,6 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
     low = min(r["low"] for r in smoothed)[()]
     high = max(r["high"] for r in smoothed)[()]
     t = job.pipeline.threshold
-    log_scale = str(t.method) == "log_otsu"
     if low > high:  # no pixel above log_otsu's floor: the floor, nothing foreground
         return float(job.log_floor)
     if low == high:  # skimage returns the single value
@@ -313,7 +312,7 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
             threshold.lower_for(t.lower, job.grid.ndim),
             t.noise,
         )
-    if log_scale:
+    if job.log_scale:
         found = np.exp(found)
     return float(found) * t.correction
 
