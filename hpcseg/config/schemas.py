@@ -212,7 +212,8 @@ class ThresholdConfig:
     )
     floor: float | None = param(
         None,
-        "log_otsu: intensities at or below this are background and left out of its histogram "
+        "otsu/log_otsu/li: intensities at or below this are background and left out of the "
+        "histogram "
         "(zero padding, a background subtracted to 0); null = one count: 1 for integer "
         "images, 2^-16 for float ones (scaled to [0, 1]; set 1 for float images in counts).",
         ge=0.0,

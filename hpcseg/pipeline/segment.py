@@ -12,7 +12,6 @@ the mask it got, and runs the steps before it again only if the lengths they use
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -102,11 +101,10 @@ def _threshold(s: _State) -> None:
     c = s.cfg.threshold
     if c.method in GLOBAL_THRESHOLDS:  # compute the value, then apply it
         lower = threshold.lower_for(c.lower, s.image.ndim)
-        method = GLOBAL_THRESHOLDS[c.method]
-        if c.method == "log_otsu":  # its floor: one count of the image as read
-            floor = threshold.log_floor(s.image.dtype, c.floor)
-            method = functools.partial(method, floor=floor, raw=s.image)
-        s.threshold = method(s.smoothed, c.correction, lower, c.noise)
+        floor = threshold.floor_for(s.image.dtype, c.floor)  # one count of the image as read
+        s.threshold = GLOBAL_THRESHOLDS[c.method](
+            s.smoothed, c.correction, lower, c.noise, floor=floor, raw=s.image
+        )
         s.mask = threshold.apply(s.smoothed, s.threshold)
     else:
         s.mask = LOCAL_THRESHOLDS[c.method](s.smoothed, c.block_size, c.offset)

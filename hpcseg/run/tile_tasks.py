@@ -78,9 +78,10 @@ class TileJob:
         return str(self.pipeline.threshold.method) == "log_otsu"
 
     @property
-    def log_floor(self) -> int | float:
-        """log_otsu's floor for this image (:func:`hpcseg.pipeline.threshold.log_floor`)."""
-        return threshold.log_floor(self.image.dtype, self.pipeline.threshold.floor)
+    def floor(self) -> int | float:
+        """The global threshold's floor for this image
+        (:func:`hpcseg.pipeline.threshold.floor_for`)."""
+        return threshold.floor_for(self.image.dtype, self.pipeline.threshold.floor)
 
     @property
     def smoothed_dtype(self) -> np.dtype:
@@ -199,25 +200,23 @@ def committed(step: str, fn, job: TileJob, k: int, index: tuple[int, ...], extra
 
 
 # ------------------------------------------------------------------------------ pixel passes
-def voters(job: TileJob, smoothed: np.ndarray, raw: np.ndarray | None) -> np.ndarray:
-    """The smoothed values the global threshold counts: for log_otsu those of the pixels whose
-    ``raw`` value is above the image's floor (:func:`hpcseg.pipeline.threshold.voters`), else
-    all."""
-    if job.log_scale:
-        return threshold.voters(smoothed, job.log_floor, raw)
-    return smoothed
+def voters(job: TileJob, smoothed: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """The smoothed values the global threshold counts: those of the pixels whose ``raw``
+    value is above the image's floor (:func:`hpcseg.pipeline.threshold.voters`)."""
+    return threshold.voters(smoothed, job.floor, raw)
 
 
 def threshold_values(job: TileJob, values: np.ndarray) -> np.ndarray:
     """The threshold input of counted smoothed values: their log for log_otsu."""
     if job.log_scale:
-        return threshold.log_intensity(values, job.log_floor)
+        return threshold.log_intensity(values, job.floor)
     return values
 
 
-def threshold_input(job: TileJob, smoothed: np.ndarray, raw: np.ndarray | None) -> np.ndarray:
-    """What the global threshold is computed on (possibly nothing: no pixel above log_otsu's
-    floor), as the whole image's :func:`hpcseg.pipeline.threshold.log_votes`."""
+def threshold_input(job: TileJob, smoothed: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """What the global threshold is computed on (possibly nothing: no pixel above the floor),
+    as the whole image's :func:`hpcseg.pipeline.threshold.voters` (their logs for log_otsu,
+    :func:`hpcseg.pipeline.threshold.log_votes`)."""
     return threshold_values(job, voters(job, smoothed, raw))
 
 
@@ -248,13 +247,21 @@ def smooth_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) -> di
     # down over the float32 values >= 1, checked here), so log(min) can differ from min(log)
     raw = raw[within(core, crop)]
     values = threshold_input(job, smoothed, raw)
-    if not values.size:  # no pixel above log_otsu's floor here: no range, no counts
-        out = {"low": np.asarray(np.inf, values.dtype), "high": np.asarray(-np.inf, values.dtype)}
+    if not values.size:  # no pixel above the floor here: no range (low > high), no counts
+        out = {"low": _extreme(values.dtype, 1), "high": _extreme(values.dtype, -1)}
     else:
         out = {"low": np.asarray(values.min()), "high": np.asarray(values.max())}
     if smoothed.dtype.kind in "iu" and smoothed.dtype.itemsize <= 2:
         out["value_low"], out["value_counts"] = value_counts(voters(job, smoothed, raw))
     return out
+
+
+def _extreme(dtype: np.dtype, sign: int) -> np.ndarray:
+    """The largest (``sign`` 1) or smallest (-1) value of ``dtype``: an empty range's ends."""
+    if dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        return np.asarray(limits.max if sign > 0 else limits.min, dtype)
+    return np.asarray(sign * np.inf, dtype)
 
 
 def raw_pixels(job: TileJob, region: Region) -> np.ndarray:
@@ -280,7 +287,7 @@ def histogram_chunk(job: TileJob, k: int, index: tuple[int, ...], extra: Any) ->
     """The chunk's histogram of the threshold input over the image's range ``extra``."""
     low, high = extra
     core = job.grid.core(index)
-    raw = raw_pixels(job, core) if job.log_scale else None  # only log_otsu's floor reads it
+    raw = raw_pixels(job, core)  # the floor is decided on the pixels as read
     values = threshold_input(job, job.scratch.read("smoothed", core), raw)
     if np.issubdtype(values.dtype, np.integer):  # skimage: one bin per integer value
         counts = np.bincount(

@@ -64,8 +64,9 @@ from hpcseg.run.tile_tasks import Relabelled, SeedPixels, TileJob, faces_from
 # another one is not resumed (2: refine=objects tiled, seeds sent as pixels, 2026-12-07;
 # 3: the first split's landscape in its own array, arrays released once read; 4: the mask
 # pass fills the holes inside its core; the raw pass copies every image's pixels to scratch;
-# 5: log_otsu's range and histogram over the pixels above its floor only)
-PASSES_FORMAT = 5
+# 5: log_otsu's range and histogram over the pixels above its floor only; 6: otsu's and li's
+# too, li is not tiled)
+PASSES_FORMAT = 6
 
 log = logging.getLogger("hpcseg")
 
@@ -291,8 +292,8 @@ def _global_threshold(job: TileJob, passes: _Passes, smoothed: list[dict]) -> fl
     low = min(r["low"] for r in smoothed)[()]
     high = max(r["high"] for r in smoothed)[()]
     t = job.pipeline.threshold
-    if low > high:  # no pixel above log_otsu's floor: the floor, nothing foreground
-        return float(job.log_floor)
+    if low > high:  # no pixel above the floor: the floor, nothing foreground
+        return float(job.floor)
     if low == high:  # skimage returns the single value
         found = low
     else:

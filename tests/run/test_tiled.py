@@ -460,15 +460,25 @@ def test_8_and_16_bit_thresholds_come_from_the_smooth_pass(method):
 
 @pytest.mark.parametrize(
     "variant",
-    ["zero-padded", "zero-padded, 16-bit smoothing", "[0, 1], padded", "floor 50", "zeros"],
+    [
+        "zero-padded",
+        "zero-padded, 16-bit smoothing",
+        "[0, 1], padded",
+        "floor 50",
+        "zeros",
+        "otsu, zero-padded",
+        "otsu, zero-padded, 16-bit smoothing",
+    ],
 )
-def test_log_otsu_floor_tiled(variant):
-    """log_otsu leaves the pixels at or below its floor out of its histogram (one count: zero
-    padding; 2^-16 for a float image; or ``threshold.floor``): tiled, the same threshold and
-    labels, also where whole chunks (or all of them) have no pixel above the floor and from the
-    smooth pass's 16-bit counts."""
+def test_global_threshold_floor_tiled(variant):
+    """log_otsu and otsu leave the pixels at or below the floor out of their histogram (one
+    count: zero padding; 2^-16 for a float image; or ``threshold.floor``): tiled, the same
+    threshold and labels, also where whole chunks (or all of them) have no pixel above the
+    floor and from the smooth pass's 16-bit counts."""
     frame = synthetic_frame(3, 0)[0][:200, :260]
     overrides = ["pipeline=nuclei_v1", "pipeline.threshold.lower=0.5"]
+    if variant.startswith("otsu"):
+        overrides.append("pipeline.threshold.method=otsu")
     image = np.pad(frame, ((0, 0), (0, 300)))
     if variant.startswith("[0, 1]"):
         image = (image / frame.max()).astype(np.float32)
