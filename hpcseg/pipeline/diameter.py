@@ -16,6 +16,7 @@ from dataclasses import replace
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.clean import fill_holes
+from hpcseg.pipeline.noise import smoothing_factor
 from hpcseg.pipeline.sampling import window
 from hpcseg.pipeline.split import object_distance
 
@@ -83,17 +84,22 @@ def smoothing_sigma(diameter: float) -> float:
     return k if diameter <= SMALL else max(1.0, k)
 
 
-def resolve(cfg: PipelineConfig, diameter: float, ndim: int = 2) -> PipelineConfig:
+def resolve(
+    cfg: PipelineConfig, diameter: float, ndim: int = 2, contrast: float | None = None
+) -> PipelineConfig:
     """``cfg`` with every null length derived from ``diameter`` (in-plane pixels); lengths the
-    config gives are kept. At :data:`REFERENCE` this is ``nuclei_v1``'s lengths exactly."""
+    config gives are kept. At :data:`REFERENCE` this is ``nuclei_v1``'s lengths exactly. A
+    measured ``contrast`` to noise below ``smooth.contrast_to_noise`` multiplies a derived
+    smoothing (:func:`hpcseg.pipeline.noise.smoothing_factor`)."""
     k = diameter / REFERENCE
+    sigma = smoothing_sigma(diameter) * smoothing_factor(contrast, cfg.smooth.contrast_to_noise)
 
     def given(value, derived):
         return derived if value is None else value
 
     return replace(
         cfg,
-        smooth=replace(cfg.smooth, sigma=given(cfg.smooth.sigma, smoothing_sigma(diameter))),
+        smooth=replace(cfg.smooth, sigma=given(cfg.smooth.sigma, sigma)),
         clean=replace(cfg.clean, min_area=given(cfg.clean.min_area, _round(30 * k**ndim))),
         split=replace(
             cfg.split,

@@ -6,8 +6,9 @@ method names, so a new method is a function plus a table entry. Every step's tim
 its own stage.
 
 The lengths a config leaves null come from the nucleus diameter (``hpcseg/pipeline/diameter.py``).
-With ``diameter=auto`` the chain first runs at the reference diameter, measures the diameter on
-the mask it got, and runs the steps before it again only if the lengths they use change with it.
+With ``diameter=auto`` the chain first runs at the reference diameter, measures the diameter (and
+the contrast to noise, ``hpcseg/pipeline/noise.py``) on the mask it got, and runs the steps
+before it again only if the lengths they use change with them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hpcseg.config.schemas import PipelineConfig, RefineMethod
-from hpcseg.pipeline import clean, diameter, label, refine, smooth, split, threshold
+from hpcseg.pipeline import clean, diameter, label, noise, refine, smooth, split, threshold
 from hpcseg.pipeline.backend import NUMPY, Backend, backend_of
 from hpcseg.pipeline.measure import image_summary, measure
 from hpcseg.pipeline.sampling import Sampling
@@ -38,6 +39,7 @@ class Segmentation:
     threshold: float | None = None
     summary: dict = field(default_factory=dict)
     diameter: float | None = None  # the nucleus diameter (px) the lengths came from
+    contrast: float | None = None  # the contrast to noise measured with it (diameter=auto)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class _State:
     min_size: int
     given: PipelineConfig | None = None  # the config before its null lengths were derived
     diameter: float | None = None
+    contrast: float | None = None  # the contrast to noise, measured with the diameter
     measure_diameter: bool = False  # diameter=auto and a length is left to it
     seconds: dict[str, float] = field(default_factory=dict)
     again: list = field(default_factory=list)  # steps a step asked to run again, next
@@ -196,16 +199,18 @@ def _background_level(s: _State, foreground: Any) -> Any:
 
 
 def _diameter(s: _State) -> None:
-    """Measure the diameter on the mask so far and derive the lengths from it. When a length
-    the steps before used changes with it (the smoothing, a per-component refinement's windows
-    or size filter, a smaller size filter), they run again with it; a larger size filter with
-    no refinement before is applied to the mask as it is (the same). So the result is the one
-    the measured diameter gives when set by hand; the re-run's time goes to its stages."""
+    """Measure the diameter (and the contrast to noise) on the mask so far and derive the
+    lengths from them. When a length the steps before used changes with them (the smoothing, a
+    per-component refinement's windows or size filter, a smaller size filter), they run again
+    with it; a larger size filter with no refinement before is applied to the mask as it is
+    (the same). So the result is the one the measured diameter and smoothing give when set by
+    hand; the re-run's time goes to its stages."""
     measured = diameter.estimate(_estimate_mask(s), s.spacing)
     if measured is None:  # nothing to measure: the reference lengths stand
         return
     s.diameter = measured
-    resolved = diameter.resolve(s.given, measured, s.image.ndim)
+    s.contrast = noise.contrast_to_noise(s.image, s.mask)
+    resolved = diameter.resolve(s.given, measured, s.image.ndim, s.contrast)
     before, used_size = s.cfg, s.min_size
     s.cfg = resolved
     s.min_size = min_object_size(resolved, s.image.ndim, s.sampling)
@@ -304,17 +309,30 @@ def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -
     state = _start(image, cfg, sampling or Sampling())
     _run(state, plan(state.cfg, state.measure_diameter))
     return Segmentation(
-        state.labels, state.objects, state.seconds, state.threshold, state.summary, state.diameter
+        state.labels,
+        state.objects,
+        state.seconds,
+        state.threshold,
+        state.summary,
+        state.diameter,
+        state.contrast,
     )
 
 
-def measured_diameter(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None):
-    """The diameter (px) ``diameter=auto`` measures on ``image``: the steps before the split at
-    the reference lengths, then :func:`hpcseg.pipeline.diameter.estimate`; None if no
-    foreground. The tiled mode measures an image on a sample of it this way."""
+def measured_scale(
+    image: Any, cfg: PipelineConfig, sampling: Sampling | None = None
+) -> tuple[float | None, float | None]:
+    """The diameter (px) and contrast to noise ``diameter=auto`` measures on ``image``: the
+    steps before the split at the reference lengths, then
+    :func:`hpcseg.pipeline.diameter.estimate` and :func:`hpcseg.pipeline.noise.
+    contrast_to_noise`; (None, None) if no diameter is found. The tiled mode measures an image
+    on a sample of it this way."""
     state = _start(image, replace(cfg, diameter="auto"), sampling or Sampling())
     _run(state, _early_steps(state.cfg))
-    return diameter.estimate(_estimate_mask(state), state.spacing)
+    measured = diameter.estimate(_estimate_mask(state), state.spacing)
+    if measured is None:
+        return None, None
+    return measured, noise.contrast_to_noise(state.image, state.mask)
 
 
 def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:

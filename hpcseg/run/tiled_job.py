@@ -22,7 +22,7 @@ from hpcseg.errors import ImageError
 from hpcseg.pipeline import diameter
 from hpcseg.pipeline.grid import ChunkGrid
 from hpcseg.pipeline.sampling import Sampling
-from hpcseg.pipeline.segment import measured_diameter, min_object_size, with_refinement
+from hpcseg.pipeline.segment import measured_scale, min_object_size, with_refinement
 from hpcseg.results.evaluate import score
 from hpcseg.results.parts import (
     TILED_LABELS_ARRAY,
@@ -78,21 +78,29 @@ def sample_regions(grid: ChunkGrid) -> list[tuple[slice, ...]]:
 
 def pipeline_for(
     cfg: PipelineConfig, sampling: Sampling, image, grid: ChunkGrid
-) -> tuple[PipelineConfig, float | None]:
+) -> tuple[PipelineConfig, float | None, float | None]:
     """The pipeline with every length fixed for this image (and ``refine.method=auto`` made
-    concrete), and the diameter they came from (None: the config fixes
-    them all, or nothing was found to measure). ``diameter=auto`` is measured once per image,
-    as the many-images mode measures a whole frame, on the :func:`sample_regions` (a worker
-    never holds the whole image): the lower median of what they measure."""
+    concrete), the diameter they came from (None: the config fixes them all, or nothing was
+    found to measure) and the contrast to noise measured with it. ``diameter=auto`` is
+    measured once per image, as the many-images mode measures a whole frame, on the
+    :func:`sample_regions` (a worker never holds the whole image): the lower median of the
+    diameters and of the contrasts they measure."""
     cfg = with_refinement(cfg)
     if not diameter.needs(cfg):
-        return diameter.resolve(cfg, diameter.REFERENCE, grid.ndim), None
+        return diameter.resolve(cfg, diameter.REFERENCE, grid.ndim), None, None
     given = diameter.parse(cfg.diameter, sampling.pixel_size)
+    contrast = None
     if given is None:
-        found = [measured_diameter(image.read(r), cfg, sampling) for r in sample_regions(grid)]
-        found = sorted(d for d in found if d is not None)
-        given = found[(len(found) - 1) // 2] if found else None  # one of the grid's values
-    return diameter.resolve(cfg, given or diameter.REFERENCE, grid.ndim), given
+        found = [measured_scale(image.read(r), cfg, sampling) for r in sample_regions(grid)]
+        diameters = sorted(d for d, _ in found if d is not None)
+        given = _lower_median(diameters)  # one of the grid's values
+        contrast = _lower_median(sorted(c for d, c in found if d is not None and c is not None))
+    return diameter.resolve(cfg, given or diameter.REFERENCE, grid.ndim, contrast), given, contrast
+
+
+def _lower_median(values: list[float]) -> float | None:
+    """The lower median of sorted ``values`` (one of them); None if there are none."""
+    return values[(len(values) - 1) // 2] if values else None
 
 
 def _score(record: ImageRecord, job: TileJob, result: TiledSegmentation, max_pixels: int) -> dict:
@@ -167,7 +175,9 @@ def process_tiled(
                    chunk_grid=list(grid.counts))  # fmt: skip
         folder = tiled_root(job.out_dir) / f"{record.image_id}-{job.fingerprint[:12]}"
         keep = bool(job.save_labels or record.mask_path or job.pipeline.measure.shape_features)
-        pipeline, row["diameter"] = pipeline_for(job.pipeline, job.sampling, image, grid)
+        pipeline, row["diameter"], row["contrast_to_noise"] = pipeline_for(
+            job.pipeline, job.sampling, image, grid
+        )
         tile_job = TileJob(image, pipeline, job.sampling, grid, str(folder),
                            min_object_size(pipeline, grid.ndim, job.sampling),
                            keep_labels=keep)  # fmt: skip

@@ -201,6 +201,7 @@ def _process_one(record: ImageRecord, job: BatchJob) -> tuple[ImageRow, dict]:
     row["n_objects"] = len(result.objects["label"])
     row["threshold"] = result.threshold
     row["diameter"] = result.diameter
+    row["contrast_to_noise"] = result.contrast
     row.update(result.summary)
     row.update({f"seconds_{stage}": t for stage, t in result.seconds.items()})
     if record.mask_path:

@@ -14,7 +14,7 @@ from hpcseg.config.compose import load_config
 from hpcseg.config.schemas import RefineMethod
 from hpcseg.data.synthetic import FrameStyle, synthetic_frame
 from hpcseg.pipeline import diameter
-from hpcseg.pipeline.segment import measured_diameter, segment, with_refinement
+from hpcseg.pipeline.segment import measured_scale, segment, with_refinement
 
 AUTO = load_config([]).pipeline
 
@@ -70,7 +70,7 @@ def test_nothing_to_measure():
     assert diameter.estimate(disks(10, shape=(40, 60))) is None  # 2 nuclei: too few to say
     noise = np.random.default_rng(0).poisson(110, (520, 696)).astype(np.uint16)
     result = segment(noise, AUTO)  # specks of a thresholded empty field are no nuclei
-    assert result.diameter is None and measured_diameter(noise, AUTO) is None
+    assert result.diameter is None and measured_scale(noise, AUTO) == (None, None)
     line = np.zeros((5, 50), bool)
     line[2, 3:-3] = True
     assert diameter.estimate(line) is None  # nothing 3 px wide
@@ -159,7 +159,7 @@ def test_the_pipeline_measures_frames_of_other_magnifications(scale, low, high):
     image, _ = synthetic_frame(4, 0, side, style)
     result = segment(image, AUTO)
     assert low <= result.diameter <= high
-    assert result.diameter == measured_diameter(image, AUTO) or scale == 1.0
+    assert result.diameter == measured_scale(image, AUTO)[0] or scale == 1.0
 
 
 def test_auto_equals_the_measured_diameter_given():

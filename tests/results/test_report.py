@@ -151,3 +151,9 @@ def test_overlays_redraw_each_image_with_the_pipeline_that_made_it():
     del before["pipeline"]["refine"]["peak_smoothing"]
     older = _pipeline_of({"config": before}, {"mode": "images", "diameter": 20.0})
     assert older.refine.peak_smoothing == 0.0
+    # a photon-starved image: the smoothing its contrast to noise asked for (3 / 1.5: twice)
+    starved = _pipeline_of(run, {"mode": "images", "diameter": 20.0, "contrast_to_noise": 1.5})
+    assert starved.smooth.sigma == 2.0 and starved.diameter == "20.0"
+    for contrast in (8.0, float("nan"), None):  # enough contrast, or none measured
+        row = {"mode": "images", "diameter": 20.0, "contrast_to_noise": contrast}
+        assert _pipeline_of(run, row).smooth.sigma is None

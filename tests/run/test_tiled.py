@@ -21,12 +21,11 @@ from hypothesis import strategies as st
 
 from hpcseg.config.compose import load_config
 from hpcseg.data.mosaic import mosaic_region
-from hpcseg.data.synthetic import synthetic_frame, synthetic_stack
-from hpcseg.pipeline import bands, diameter
+from hpcseg.data.synthetic import FrameStyle, synthetic_frame, synthetic_stack
+from hpcseg.pipeline import bands, diameter, noise
 from hpcseg.pipeline.grid import ChunkGrid
 from hpcseg.pipeline.sampling import Sampling
-from hpcseg.pipeline.segment import measured_diameter as measure_diameter
-from hpcseg.pipeline.segment import min_object_size, segment, with_refinement
+from hpcseg.pipeline.segment import measured_scale, min_object_size, segment, with_refinement
 from hpcseg.results import scratch
 from hpcseg.run.tile_tasks import TileJob, _numbered_keys, committed, float32_at_or_below
 from hpcseg.run.tiled import segment_tiled
@@ -540,21 +539,39 @@ def test_auto_diameter_is_measured_on_samples_then_tiled_as_given():
     image = synthetic_frame(3, 0)[0]  # 520 x 696: enough nuclei in each sample
     auto = load_config([]).pipeline
     grid = ChunkGrid(image.shape, (180, 240))
-    pipeline, measured = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
+    pipeline, measured, contrast = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
     regions = sample_regions(grid)
     assert len(regions) == 5 and regions[0] == grid.core((1, 1))  # the centre of 3 x 3
-    found = sorted(
-        d for r in regions if (d := measure_diameter(image[r], auto, WHOLE_PIXELS)) is not None
-    )
-    assert found and measured == found[(len(found) - 1) // 2]
+    found = [measured_scale(image[r], auto, WHOLE_PIXELS) for r in regions]
+    diameters = sorted(d for d, _ in found if d is not None)
+    contrasts = sorted(c for d, c in found if d is not None)
+    assert diameters and measured == diameters[(len(diameters) - 1) // 2]
+    assert contrast == contrasts[(len(contrasts) - 1) // 2] > 3  # no extra smoothing here
     assert pipeline == diameter.resolve(with_refinement(auto), measured)
+    assert pipeline == diameter.resolve(with_refinement(auto), measured, 2, contrast)
     assert str(pipeline.refine.method) == "objects"
     given = segment(image, replace(auto, diameter=str(measured)))
     one = assert_equal_to_one_shot(image, pipeline, (180, 240))
     np.testing.assert_array_equal(one.labels, given.labels)
     blog = load_config(["pipeline=blog2021"]).pipeline
-    fixed, none = pipeline_for(blog, WHOLE_PIXELS, InMemory(image), grid)
-    assert none is None and fixed.smooth == blog.smooth and fixed.clean == blog.clean
+    fixed, none, no_contrast = pipeline_for(blog, WHOLE_PIXELS, InMemory(image), grid)
+    assert none is None and no_contrast is None
+    assert fixed.smooth == blog.smooth and fixed.clean == blog.clean
+
+
+def test_a_photon_starved_image_is_smoothed_more_tiled_too():
+    """The contrast to noise is measured with the diameter on the samples (here the one chunk
+    of 260 x 348, the whole frame): the same extra smoothing as the whole image's, and the
+    tiled passes give the whole image's labels."""
+    image = synthetic_frame(6, 1, (260, 348), FrameStyle(photons=0.03))[0]
+    auto = load_config([]).pipeline
+    grid = ChunkGrid(image.shape, image.shape)
+    pipeline, measured, contrast = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
+    whole = segment(image, auto)
+    assert (measured, contrast) == (whole.diameter, whole.contrast) and contrast < 2.0
+    assert pipeline.smooth.sigma == noise.smoothing_factor(contrast, 3.0) > 1.4
+    one = assert_equal_to_one_shot(image, pipeline, (130, 174))
+    np.testing.assert_array_equal(one.labels, whole.labels)
 
 
 def test_an_empty_middle_does_not_decide_the_diameter():
@@ -565,6 +582,6 @@ def test_an_empty_middle_does_not_decide_the_diameter():
     image[300:600, 390:780] = glass
     grid = ChunkGrid(image.shape, (300, 390))
     auto = load_config([]).pipeline
-    assert measure_diameter(glass, auto, WHOLE_PIXELS) is None  # noise: nothing to measure
-    _, measured = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
-    assert measured == measure_diameter(frame[:300, :390], auto, WHOLE_PIXELS)
+    assert measured_scale(glass, auto, WHOLE_PIXELS) == (None, None)  # noise: nothing to measure
+    _, measured, _ = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
+    assert measured == measured_scale(frame[:300, :390], auto, WHOLE_PIXELS)[0]
