@@ -43,6 +43,10 @@ def test_default_job_prints_summary_and_writes_dataset(tmp_path):
     assert diameter["images"] == 6 and 15 < diameter["median"] < 25
     assert diameter["median"] == statistics.median(r["diameter"] for r in images)
     assert f"nucleus diameter {diameter['median']:.1f} px (median over 6 images" in proc.stdout
+    contrast = run["summary"]["contrast_to_noise"]  # the demo frames: none photon-starved
+    assert contrast["images"] == 6 and contrast["smoothed_more"] == 0 and contrast["min"] > 5
+    assert contrast["median"] == statistics.median(r["contrast_to_noise"] for r in images)
+    assert f"contrast to noise {contrast['median']:.1f} (median over 6 images" in proc.stdout
     assert sum(r["tp_70"] for r in images) == accuracy["tp_70"]
 
 

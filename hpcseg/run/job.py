@@ -124,7 +124,7 @@ def _run(cfg: Config, stop: Stop) -> JobResult:
         ids = {r.image_id for r in dataset.records}
         skipped = len(plan.done) + len(plan.failed_kept)
         summary = summarise(store, ids, skipped, totals, time.perf_counter() - t0,
-                            compute_seconds)  # fmt: skip
+                            compute_seconds, cfg.pipeline.smooth.contrast_to_noise)  # fmt: skip
         record = {
             "hpcseg_version": versions["hpcseg"],
             "fingerprint": fingerprint,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+from hpcseg.pipeline.noise import smoothing_factor
 from hpcseg.results import evaluate
 from hpcseg.results.evaluate import SCORE_COUNT_COLUMNS
 from hpcseg.results.store import Store
@@ -11,16 +12,30 @@ from hpcseg.run.batches import RunTotals
 
 
 def summarise(
-    store: Store, ids: set[str], skipped: int, totals: RunTotals, wall: float, compute: float
+    store: Store,
+    ids: set[str],
+    skipped: int,
+    totals: RunTotals,
+    wall: float,
+    compute: float,
+    contrast_reference: float = 0.0,
 ) -> dict:
-    """Totals over the dataset's images as stored (this run and earlier ones)."""
-    columns = ["image_id", "status", "n_objects", "mask_path", "diameter", *SCORE_COUNT_COLUMNS]
+    """Totals over the dataset's images as stored (this run and earlier ones);
+    ``contrast_reference``: ``pipeline.smooth.contrast_to_noise``, to count the images it
+    smoothed more."""
+    columns = ["image_id", "status", "n_objects", "mask_path", "diameter", "contrast_to_noise",
+               *SCORE_COUNT_COLUMNS]  # fmt: skip
     table = store.read_images(columns=columns)
     rows = table.to_pylist() if table is not None else []
     ok = [r for r in rows if r["image_id"] in ids and r["status"] == "ok"]
     processed = totals.n_ok + totals.n_failed
     scored = [r for r in ok if r["n_true"] is not None]
     diameters = sorted(r["diameter"] for r in ok if r["diameter"] is not None)
+    contrasts = sorted(
+        c
+        for r in ok
+        if (c := r["contrast_to_noise"]) is not None and c == c  # not NaN
+    )
     return {
         "accuracy": evaluate.pooled(ok),
         # images a run with ground truth could not score: no mask matched, or a mismatched one
@@ -39,6 +54,16 @@ def summarise(
             "images": len(diameters),
         }
         if diameters
+        else None,
+        # their contrast to noise, and how many images it smoothed more (photon-starved)
+        "contrast_to_noise": {
+            "median": float(statistics.median(contrasts)),
+            "min": contrasts[0],
+            "max": contrasts[-1],
+            "images": len(contrasts),
+            "smoothed_more": sum(smoothing_factor(c, contrast_reference) > 1 for c in contrasts),
+        }
+        if contrasts
         else None,
         "processed_this_run": processed,
         "failed_this_run": totals.n_failed,
@@ -63,6 +88,15 @@ def print_summary(s: dict, store: Store) -> None:
         print(
             f"hpcseg: nucleus diameter {d['median']:.1f} px (median over {d['images']} images"
             f"{spread}; pipeline.diameter sets it)",
+            flush=True,
+        )
+    c = s.get("contrast_to_noise")
+    if c:
+        more = c["smoothed_more"]
+        print(
+            f"hpcseg: contrast to noise {c['median']:.1f} (median over {c['images']} images, "
+            f"{c['min']:.1f}-{c['max']:.1f}); {more} image{'' if more == 1 else 's'} smoothed "
+            "more for noise (pipeline.smooth.contrast_to_noise)",
             flush=True,
         )
     acc = s["accuracy"]

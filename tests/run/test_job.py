@@ -172,3 +172,35 @@ def test_dataset_channel_reaches_the_workers(tmp_path):
     assert chosen.returncode == 0, chosen.stderr
     row = Store(tmp_path / "b").read_images().to_pylist()[0]
     assert row["status"] == "ok" and row["n_objects"] == 1 and row["shape"] == [60, 80]
+
+
+def test_photon_starved_images_are_counted_in_the_summary(make_config, tmp_path, capsys):
+    """Two photon-starved frames among two of the demo's: their images rows carry the contrast
+    to noise the worker measured (below 3, as the pipeline in process measures it), and the
+    run's summary counts the two it smoothed more."""
+    from hpcseg.data.synthetic import FrameStyle, synthetic_frame
+    from hpcseg.pipeline.segment import segment
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frames = {
+        "starved0": synthetic_frame(6, 1, (260, 348), FrameStyle(photons=0.03))[0],
+        "starved1": synthetic_frame(5, 0, (260, 348), FrameStyle(photons=0.03))[0],
+        "demo0": synthetic_frame(2021, 0, (260, 348))[0],
+        "demo1": synthetic_frame(2021, 1, (260, 348))[0],
+    }
+    for name, image in frames.items():
+        tifffile.imwrite(folder / f"{name}.tif", image)
+    cfg = make_config("dataset=tiff_glob", f"dataset.path={folder}/*.tif",
+                      f"output.dir={tmp_path / 'out'}", "cluster.n_workers=2",
+                      "runner.progress=none")  # fmt: skip
+    result = run_job(cfg)
+    assert result.exit_code == 0
+    rows = {r["image_id"]: r for r in Store(tmp_path / "out").read_images().to_pylist()}
+    for name, image in frames.items():
+        assert rows[name]["contrast_to_noise"] == segment(image, cfg.pipeline).contrast
+    assert max(rows[n]["contrast_to_noise"] for n in ("starved0", "starved1")) < 2.0
+    assert min(rows[n]["contrast_to_noise"] for n in ("demo0", "demo1")) > 5.0
+    summary = result.summary["contrast_to_noise"]
+    assert summary["images"] == 4 and summary["smoothed_more"] == 2
+    assert "4 images, " in capsys.readouterr().out.split("contrast to noise")[1]
