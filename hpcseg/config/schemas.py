@@ -174,16 +174,15 @@ class SmoothConfig:
     sigma: float | None = param(
         None,
         "Gaussian sigma in pixels (frame plane); null = from the diameter: max(1, d/20), and "
-        "d/20 for nuclei up to 12 px across; with diameter=auto, times the noise's factor "
-        "(contrast_to_noise).",
+        "d/20 for nuclei up to 12 px across; times the noise's factor (contrast_to_noise).",
         ge=0.0,
         le=100.0,
     )
     contrast_to_noise: float = param(
         3.0,
-        "A derived sigma (null) with diameter=auto: an image whose nuclei stand fewer than this "
-        "many noise deviations above its background (measured per image, an images column) is "
-        "smoothed this many times more over its own ratio (photon-starved frames); 0 = never.",
+        "A derived sigma (null): an image whose nuclei stand fewer than this many noise "
+        "deviations above its background (measured per image, an images column) is smoothed "
+        "this many times more over its own ratio (photon-starved frames); 0 = never.",
         ge=0.0,
         le=1000.0,
     )

@@ -67,6 +67,12 @@ def needs(cfg: PipelineConfig) -> bool:
     return None in used
 
 
+def measures_noise(cfg: PipelineConfig) -> bool:
+    """Whether ``cfg``'s smoothing is left to the diameter and the image's contrast to noise
+    (a Gaussian with a null sigma), so the chain measures that contrast."""
+    return str(cfg.smooth.method) == "gaussian" and cfg.smooth.sigma is None
+
+
 def _round(x: float) -> int:
     return math.floor(x + 0.5)
 

@@ -6,9 +6,10 @@ method names, so a new method is a function plus a table entry. Every step's tim
 its own stage.
 
 The lengths a config leaves null come from the nucleus diameter (``hpcseg/pipeline/diameter.py``).
-With ``diameter=auto`` the chain first runs at the reference diameter, measures the diameter (and
-the contrast to noise, ``hpcseg/pipeline/noise.py``) on the mask it got, and runs the steps
-before it again only if the lengths they use change with them.
+With ``diameter=auto`` the chain first runs at the reference diameter, measures the diameter on
+the mask it got, and runs the steps before it again only if the lengths they use change with
+it. A derived smoothing is measured against the image's contrast to noise
+(``hpcseg/pipeline/noise.py``) at the same point, with the diameter given or measured.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class _State:
     diameter: float | None = None
     contrast: float | None = None  # the contrast to noise, measured with the diameter
     measure_diameter: bool = False  # diameter=auto and a length is left to it
+    measure_contrast: bool = False  # a Gaussian whose sigma is left to the diameter and noise
     seconds: dict[str, float] = field(default_factory=dict)
     again: list = field(default_factory=list)  # steps a step asked to run again, next
     smoothed: Any = None
@@ -199,18 +201,19 @@ def _background_level(s: _State, foreground: Any) -> Any:
 
 
 def _diameter(s: _State) -> None:
-    """Measure the diameter (and the contrast to noise) on the mask so far and derive the
-    lengths from them. When a length the steps before used changes with them (the smoothing, a
-    per-component refinement's windows or size filter, a smaller size filter), they run again
-    with it; a larger size filter with no refinement before is applied to the mask as it is
-    (the same). So the result is the one the measured diameter and smoothing give when set by
-    hand; the re-run's time goes to its stages."""
-    measured = diameter.estimate(_estimate_mask(s), s.spacing)
-    if measured is None:  # nothing to measure: the reference lengths stand
-        return
-    s.diameter = measured
-    s.contrast = noise.contrast_to_noise(s.image, s.mask)
-    resolved = diameter.resolve(s.given, measured, s.image.ndim, s.contrast)
+    """Measure the diameter (``auto``) and the contrast to noise (a derived smoothing) on the
+    mask so far and derive the lengths from them (no diameter found: the reference's). When a
+    length the steps before used changes with them (the smoothing, a per-component
+    refinement's windows or size filter, a smaller size filter), they run again with it; a
+    larger size filter with no refinement before is applied to the mask as it is (the same).
+    So the result is the one the measured diameter and smoothing give when set by hand; the
+    re-run's time goes to its stages."""
+    if s.measure_diameter:
+        s.diameter = diameter.estimate(_estimate_mask(s), s.spacing)
+    if s.measure_contrast:
+        s.contrast = noise.contrast_to_noise(s.image, s.mask)
+    scale = s.diameter or diameter.REFERENCE
+    resolved = diameter.resolve(s.given, scale, s.image.ndim, s.contrast)
     before, used_size = s.cfg, s.min_size
     s.cfg = resolved
     s.min_size = min_object_size(resolved, s.image.ndim, s.sampling)
@@ -285,13 +288,14 @@ def _early_steps(cfg: PipelineConfig) -> list[Step]:
     ]
 
 
-def plan(cfg: PipelineConfig, measure_diameter: bool = False) -> list[Step]:
+def plan(cfg: PipelineConfig, measure: bool = False) -> list[Step]:
     """The steps ``cfg`` runs, in order, each with the stage its time is booked to;
-    ``measure_diameter``: a diameter step after the early steps (``diameter=auto``)."""
+    ``measure``: a diameter step after the early steps (``diameter=auto``, or a derived
+    smoothing to measure against the noise)."""
     cfg = with_refinement(cfg)
     return [
         *_early_steps(cfg),
-        *([("diameter", _diameter)] if measure_diameter else []),
+        *([("diameter", _diameter)] if measure else []),
         *SPLIT_STEPS[cfg.split.method],
         *REFINE_AFTER_SPLIT[cfg.refine.method],
         ("label", _label),
@@ -307,7 +311,7 @@ def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -
     its voxel spacing, turns the µm size filters into pixels and adds the µm columns.
     """
     state = _start(image, cfg, sampling or Sampling())
-    _run(state, plan(state.cfg, state.measure_diameter))
+    _run(state, plan(state.cfg, state.measure_diameter or state.measure_contrast))
     return Segmentation(
         state.labels,
         state.objects,
@@ -322,17 +326,20 @@ def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -
 def measured_scale(
     image: Any, cfg: PipelineConfig, sampling: Sampling | None = None
 ) -> tuple[float | None, float | None]:
-    """The diameter (px) and contrast to noise ``diameter=auto`` measures on ``image``: the
-    steps before the split at the reference lengths, then
-    :func:`hpcseg.pipeline.diameter.estimate` and :func:`hpcseg.pipeline.noise.
-    contrast_to_noise`; (None, None) if no diameter is found. The tiled mode measures an image
-    on a sample of it this way."""
-    state = _start(image, replace(cfg, diameter="auto"), sampling or Sampling())
+    """What :func:`segment` measures on ``image`` before its split: the diameter (px) with
+    ``diameter=auto`` (:func:`hpcseg.pipeline.diameter.estimate`) and the contrast to noise
+    with a derived smoothing (:func:`hpcseg.pipeline.noise.contrast_to_noise`), each None when
+    not measured or nothing was found; the steps before the split at the given diameter's
+    lengths or the reference's. The tiled mode measures an image on samples of it this way."""
+    state = _start(image, cfg, sampling or Sampling())
     _run(state, _early_steps(state.cfg))
-    measured = diameter.estimate(_estimate_mask(state), state.spacing)
-    if measured is None:
-        return None, None
-    return measured, noise.contrast_to_noise(state.image, state.mask)
+    measured = None
+    if state.measure_diameter:
+        measured = diameter.estimate(_estimate_mask(state), state.spacing)
+    contrast = None
+    if state.measure_contrast:
+        contrast = noise.contrast_to_noise(state.image, state.mask)
+    return measured, contrast
 
 
 def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
@@ -351,6 +358,7 @@ def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
         given=cfg,
         diameter=given,
         measure_diameter=needed and given is None,
+        measure_contrast=diameter.measures_noise(cfg),
         seconds=dict.fromkeys(STAGES, 0.0),
     )
 

@@ -81,20 +81,20 @@ def pipeline_for(
 ) -> tuple[PipelineConfig, float | None, float | None]:
     """The pipeline with every length fixed for this image (and ``refine.method=auto`` made
     concrete), the diameter they came from (None: the config fixes them all, or nothing was
-    found to measure) and the contrast to noise measured with it. ``diameter=auto`` is
-    measured once per image, as the many-images mode measures a whole frame, on the
-    :func:`sample_regions` (a worker never holds the whole image): the lower median of the
-    diameters and of the contrasts they measure."""
+    found to measure) and the contrast to noise a derived smoothing was measured against
+    (None: not measured). ``diameter=auto`` and the contrast are measured once per image, as
+    the many-images mode measures a whole frame, on the :func:`sample_regions` (a worker never
+    holds the whole image): the lower median of what they measure."""
     cfg = with_refinement(cfg)
     if not diameter.needs(cfg):
         return diameter.resolve(cfg, diameter.REFERENCE, grid.ndim), None, None
     given = diameter.parse(cfg.diameter, sampling.pixel_size)
-    contrast = None
-    if given is None:
+    found = []
+    if given is None or diameter.measures_noise(cfg):
         found = [measured_scale(image.read(r), cfg, sampling) for r in sample_regions(grid)]
-        diameters = sorted(d for d, _ in found if d is not None)
-        given = _lower_median(diameters)  # one of the grid's values
-        contrast = _lower_median(sorted(c for d, c in found if d is not None and c is not None))
+    if given is None:
+        given = _lower_median(sorted(d for d, _ in found if d is not None))  # a grid value
+    contrast = _lower_median(sorted(c for _, c in found if c is not None))
     return diameter.resolve(cfg, given or diameter.REFERENCE, grid.ndim, contrast), given, contrast
 
 

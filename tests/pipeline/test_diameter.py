@@ -70,7 +70,7 @@ def test_nothing_to_measure():
     assert diameter.estimate(disks(10, shape=(40, 60))) is None  # 2 nuclei: too few to say
     noise = np.random.default_rng(0).poisson(110, (520, 696)).astype(np.uint16)
     result = segment(noise, AUTO)  # specks of a thresholded empty field are no nuclei
-    assert result.diameter is None and measured_scale(noise, AUTO) == (None, None)
+    assert result.diameter is None and measured_scale(noise, AUTO)[0] is None
     line = np.zeros((5, 50), bool)
     line[2, 3:-3] = True
     assert diameter.estimate(line) is None  # nothing 3 px wide

@@ -75,8 +75,14 @@ def test_a_photon_starved_frame_is_smoothed_more():
     sigma = noise.smoothing_factor(auto.contrast, 3.0)
     assert sigma > 1.4
     by_hand = load_config(["pipeline.diameter=20", f"pipeline.smooth.sigma={sigma!r}"]).pipeline
-    np.testing.assert_array_equal(segment(image, by_hand).labels, auto.labels)
+    fixed = segment(image, by_hand)
+    np.testing.assert_array_equal(fixed.labels, auto.labels)
+    assert fixed.contrast is None  # a sigma given: nothing measured
     assert measured_scale(image, load_config([]).pipeline) == (auto.diameter, auto.contrast)
+    # a given diameter measures the contrast all the same
+    given = segment(image, load_config(["pipeline.diameter=20"]).pipeline)
+    assert given.contrast == auto.contrast
+    np.testing.assert_array_equal(given.labels, auto.labels)
 
 
 def test_frames_with_contrast_are_smoothed_as_before():

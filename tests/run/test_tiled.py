@@ -544,7 +544,7 @@ def test_auto_diameter_is_measured_on_samples_then_tiled_as_given():
     assert len(regions) == 5 and regions[0] == grid.core((1, 1))  # the centre of 3 x 3
     found = [measured_scale(image[r], auto, WHOLE_PIXELS) for r in regions]
     diameters = sorted(d for d, _ in found if d is not None)
-    contrasts = sorted(c for d, c in found if d is not None)
+    contrasts = sorted(c for _, c in found if c is not None)
     assert diameters and measured == diameters[(len(diameters) - 1) // 2]
     assert contrast == contrasts[(len(contrasts) - 1) // 2] > 3  # no extra smoothing here
     assert pipeline == diameter.resolve(with_refinement(auto), measured)
@@ -572,6 +572,8 @@ def test_a_photon_starved_image_is_smoothed_more_tiled_too():
     assert pipeline.smooth.sigma == noise.smoothing_factor(contrast, 3.0) > 1.4
     one = assert_equal_to_one_shot(image, pipeline, (130, 174))
     np.testing.assert_array_equal(one.labels, whole.labels)
+    given = load_config(["pipeline.diameter=20"]).pipeline  # measured with a given one too
+    assert pipeline_for(given, WHOLE_PIXELS, InMemory(image), grid)[1:] == (20.0, contrast)
 
 
 def test_an_empty_middle_does_not_decide_the_diameter():
@@ -582,6 +584,6 @@ def test_an_empty_middle_does_not_decide_the_diameter():
     image[300:600, 390:780] = glass
     grid = ChunkGrid(image.shape, (300, 390))
     auto = load_config([]).pipeline
-    assert measured_scale(glass, auto, WHOLE_PIXELS) == (None, None)  # noise: nothing to measure
+    assert measured_scale(glass, auto, WHOLE_PIXELS)[0] is None  # noise: no diameter to measure
     _, measured, _ = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
     assert measured == measured_scale(frame[:300, :390], auto, WHOLE_PIXELS)[0]
