@@ -180,9 +180,9 @@ class SmoothConfig:
     )
     contrast_to_noise: float = param(
         3.0,
-        "A derived sigma (null): an image whose nuclei stand fewer than this many noise "
-        "deviations above its background (measured per image, an images column) is smoothed "
-        "this many times more over its own ratio (photon-starved frames); 0 = never.",
+        "A derived sigma (null), 2-D frames: a frame whose nuclei stand fewer than this many "
+        "noise deviations above its background (measured per frame, an images column) gets "
+        "sigma x this / its ratio (in 12 % steps, at most 4x: photon-starved frames); 0 = off.",
         ge=0.0,
         le=1000.0,
     )
@@ -221,9 +221,9 @@ class ThresholdConfig:
     floor: float | None = param(
         None,
         "otsu/log_otsu/li: intensities at or below this are background and left out of the "
-        "histogram "
-        "(zero padding, a background subtracted to 0); null = one count: 1 for integer "
-        "images, 2^-16 for float ones (scaled to [0, 1]; set 1 for float images in counts).",
+        "histogram (zero padding, a background subtracted to 0); null = one count: 1 for "
+        "integer images, 2^-16 for float ones (scaled to [0, 1]; set 1 for float images in "
+        "counts). Pixels at 0 never count.",
         ge=0.0,
     )
 

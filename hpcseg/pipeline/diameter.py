@@ -16,7 +16,6 @@ from dataclasses import replace
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.pipeline.backend import backend_of
 from hpcseg.pipeline.clean import fill_holes
-from hpcseg.pipeline.noise import smoothing_factor
 from hpcseg.pipeline.sampling import window
 from hpcseg.pipeline.split import object_distance
 
@@ -67,10 +66,28 @@ def needs(cfg: PipelineConfig) -> bool:
     return None in used
 
 
-def measures_noise(cfg: PipelineConfig) -> bool:
-    """Whether ``cfg``'s smoothing is left to the diameter and the image's contrast to noise
-    (a Gaussian with a null sigma), so the chain measures that contrast."""
-    return str(cfg.smooth.method) == "gaussian" and cfg.smooth.sigma is None
+def measures_noise(cfg: PipelineConfig, ndim: int) -> bool:
+    """Whether the chain measures an image's contrast to noise: ``cfg``'s smoothing is a
+    Gaussian left to the diameter and the noise (a null sigma), on a 2-D frame (on z-stacks the
+    extra smoothing has not been measured: none there)."""
+    return ndim == 2 and str(cfg.smooth.method) == "gaussian" and cfg.smooth.sigma is None
+
+
+MAX_NOISE_FACTOR = 4.0  # the most extra smoothing: below a quarter of the reference, all noise
+
+
+def noise_factor(ratio: float | None, reference: float) -> float:
+    """How many times the size's smoothing a frame of contrast to noise ``ratio``
+    (:func:`hpcseg.pipeline.noise.contrast_to_noise`) gets: ``reference / ratio`` below
+    ``reference`` (``smooth.contrast_to_noise``; the smoothed noise then stands as far below the
+    contrast as at the reference: a 2-D Gaussian of sigma s divides white noise by about
+    2 sqrt(pi) s), else 1; on the diameter's grid of 2^(1/6) steps (12 %), so a small wobble of
+    the ratio changes nothing (ratios from reference / 2^(1/12) up get 1), and at most
+    :data:`MAX_NOISE_FACTOR`. 1 without a (finite) ratio or with a reference of 0 (off)."""
+    if ratio is None or not math.isfinite(ratio) or reference <= 0 or ratio >= reference:
+        return 1.0
+    steps = round(STEPS_PER_DOUBLING * math.log2(reference / max(ratio, 1e-9)))
+    return min(2.0 ** (steps / STEPS_PER_DOUBLING), MAX_NOISE_FACTOR)
 
 
 def _round(x: float) -> int:
@@ -96,9 +113,9 @@ def resolve(
     """``cfg`` with every null length derived from ``diameter`` (in-plane pixels); lengths the
     config gives are kept. At :data:`REFERENCE` this is ``nuclei_v1``'s lengths exactly. A
     measured ``contrast`` to noise below ``smooth.contrast_to_noise`` multiplies a derived
-    smoothing (:func:`hpcseg.pipeline.noise.smoothing_factor`)."""
+    smoothing (:func:`noise_factor`)."""
     k = diameter / REFERENCE
-    sigma = smoothing_sigma(diameter) * smoothing_factor(contrast, cfg.smooth.contrast_to_noise)
+    sigma = smoothing_sigma(diameter) * noise_factor(contrast, cfg.smooth.contrast_to_noise)
 
     def given(value, derived):
         return derived if value is None else value

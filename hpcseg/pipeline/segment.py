@@ -40,7 +40,7 @@ class Segmentation:
     threshold: float | None = None
     summary: dict = field(default_factory=dict)
     diameter: float | None = None  # the nucleus diameter (px) the lengths came from
-    contrast: float | None = None  # the contrast to noise measured with it (diameter=auto)
+    contrast: float | None = None  # the contrast to noise a derived smoothing was measured on
 
 
 @dataclass
@@ -208,10 +208,9 @@ def _diameter(s: _State) -> None:
     larger size filter with no refinement before is applied to the mask as it is (the same).
     So the result is the one the measured diameter and smoothing give when set by hand; the
     re-run's time goes to its stages."""
+    measured, s.contrast = _measured(s)
     if s.measure_diameter:
-        s.diameter = diameter.estimate(_estimate_mask(s), s.spacing)
-    if s.measure_contrast:
-        s.contrast = noise.contrast_to_noise(s.image, s.mask)
+        s.diameter = measured
     scale = s.diameter or diameter.REFERENCE
     resolved = diameter.resolve(s.given, scale, s.image.ndim, s.contrast)
     before, used_size = s.cfg, s.min_size
@@ -226,6 +225,14 @@ def _diameter(s: _State) -> None:
         s.again = _early_steps(resolved)
     elif s.min_size > used_size:  # no refinement yet: the same as filtering in clean
         s.mask = clean.remove_small(s.mask, s.min_size, resolved.label.connectivity)
+
+
+def _measured(s: _State) -> tuple[float | None, float | None]:
+    """The diameter (if ``auto``) and the contrast to noise (if the smoothing is derived) on
+    the mask so far; None where not measured or nothing was found."""
+    found = diameter.estimate(_estimate_mask(s), s.spacing) if s.measure_diameter else None
+    contrast = noise.contrast_to_noise(s.image, s.mask) if s.measure_contrast else None
+    return found, contrast
 
 
 def _early_settings(cfg: PipelineConfig) -> tuple:
@@ -288,14 +295,14 @@ def _early_steps(cfg: PipelineConfig) -> list[Step]:
     ]
 
 
-def plan(cfg: PipelineConfig, measure: bool = False) -> list[Step]:
+def plan(cfg: PipelineConfig, measure_scale: bool = False) -> list[Step]:
     """The steps ``cfg`` runs, in order, each with the stage its time is booked to;
-    ``measure``: a diameter step after the early steps (``diameter=auto``, or a derived
+    ``measure_scale``: a diameter step after the early steps (``diameter=auto``, or a derived
     smoothing to measure against the noise)."""
     cfg = with_refinement(cfg)
     return [
         *_early_steps(cfg),
-        *([("diameter", _diameter)] if measure else []),
+        *([("diameter", _diameter)] if measure_scale else []),
         *SPLIT_STEPS[cfg.split.method],
         *REFINE_AFTER_SPLIT[cfg.refine.method],
         ("label", _label),
@@ -333,13 +340,7 @@ def measured_scale(
     lengths or the reference's. The tiled mode measures an image on samples of it this way."""
     state = _start(image, cfg, sampling or Sampling())
     _run(state, _early_steps(state.cfg))
-    measured = None
-    if state.measure_diameter:
-        measured = diameter.estimate(_estimate_mask(state), state.spacing)
-    contrast = None
-    if state.measure_contrast:
-        contrast = noise.contrast_to_noise(state.image, state.mask)
-    return measured, contrast
+    return _measured(state)
 
 
 def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
@@ -358,7 +359,7 @@ def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
         given=cfg,
         diameter=given,
         measure_diameter=needed and given is None,
-        measure_contrast=diameter.measures_noise(cfg),
+        measure_contrast=diameter.measures_noise(cfg, image.ndim),
         seconds=dict.fromkeys(STAGES, 0.0),
     )
 

@@ -29,7 +29,7 @@ from skimage.segmentation import find_boundaries
 from hpcseg.config.schemas import PipelineConfig
 from hpcseg.data.reader import read_image, read_mask
 from hpcseg.errors import ImageError, UserError
-from hpcseg.pipeline import diameter, noise
+from hpcseg.pipeline import diameter
 from hpcseg.pipeline.sampling import Sampling
 from hpcseg.pipeline.segment import segment, with_refinement
 from hpcseg.results.store import Store
@@ -72,28 +72,29 @@ def overlay(image: np.ndarray, predicted: np.ndarray, truth: np.ndarray | None) 
 
 
 def _pipeline_of(run: dict, row: dict) -> PipelineConfig:
-    """The pipeline that made ``row``: the run's, with the image's own diameter (and the
-    smoothing its contrast to noise asked for); a run from before the diameter keeps its fixed
-    lengths, one from before ``refine.peak_smoothing``
-    measured the objects' bright levels on the smoothed image. (Tiled rows from before
-    2026-12-07 ran ``refine.method=auto`` as components; they are redrawn with today's chain.)"""
+    """The pipeline that made ``row``: the run's, with the image's own diameter and the
+    smoothing its row's contrast to noise gave (a redraw measures neither again: a tiled row
+    measured them on samples); a run from before the diameter keeps its fixed lengths, one
+    from before ``refine.peak_smoothing`` measured the objects' bright levels on the smoothed
+    image, one from before the contrast to noise smoothed at the size's sigma. (Tiled rows from
+    before 2026-12-07 ran ``refine.method=auto`` as components; they are redrawn with today's
+    chain.)"""
     merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), run["config"]["pipeline"])
     if "peak_smoothing" not in run["config"]["pipeline"].get("refine", {}):
         merged.refine.peak_smoothing = 0.0
+    if "contrast_to_noise" not in run["config"]["pipeline"].get("smooth", {}):
+        merged.smooth.contrast_to_noise = 0.0  # before the noise: the size's smoothing
     cfg = with_refinement(OmegaConf.to_object(merged))
+    ndim = run["config"]["dataset"].get("ndim", 2)
     if "diameter" not in run["config"]["pipeline"]:  # its lengths were the reference's
-        return diameter.resolve(cfg, diameter.REFERENCE, run["config"]["dataset"].get("ndim", 2))
-    if row.get("diameter") is not None:
-        measured = float(row["diameter"])
-        cfg = replace(cfg, diameter=repr(measured))
+        return diameter.resolve(cfg, diameter.REFERENCE, ndim)
+    if diameter.measures_noise(cfg, ndim):  # the sigma its row's contrast gave, not a new one
         contrast = row.get("contrast_to_noise")
-        if contrast is not None and math.isnan(contrast):
-            contrast = None
-        more = noise.smoothing_factor(contrast, cfg.smooth.contrast_to_noise) != 1.0
-        if cfg.smooth.sigma is None and more:
-            ndim = run["config"]["dataset"].get("ndim", 2)
-            sigma = diameter.resolve(cfg, measured, ndim, float(contrast)).smooth.sigma
-            cfg = replace(cfg, smooth=replace(cfg.smooth, sigma=sigma))
+        scale = row.get("diameter") or diameter.REFERENCE
+        sigma = diameter.resolve(cfg, scale, ndim, contrast).smooth.sigma
+        cfg = replace(cfg, smooth=replace(cfg.smooth, sigma=sigma))
+    if row.get("diameter") is not None:
+        return replace(cfg, diameter=repr(float(row["diameter"])))
     return cfg
 
 

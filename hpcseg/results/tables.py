@@ -39,8 +39,8 @@ IMAGE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("threshold", pa.float64()),
     ("diameter", pa.float64()),  # the nucleus diameter (px) the pipeline's lengths came from
     # (seconds_diameter: measuring it; the steps it ran again are booked to their own stages)
-    ("contrast_to_noise", pa.float64()),  # measured with a derived smoothing: below
-    # smooth.contrast_to_noise, more smoothing (inf: no noise; null: not measured)
+    ("contrast_to_noise", pa.float64()),  # measured for a derived smoothing (frames): below
+    # smooth.contrast_to_noise, more smoothing (null: not measured; seconds_diameter has it)
     ("area_total", pa.int64()),
     ("area_mean", pa.float64()),
     ("background", pa.float64()),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from hpcseg.pipeline.noise import smoothing_factor
+from hpcseg.pipeline.diameter import noise_factor
 from hpcseg.results import evaluate
 from hpcseg.results.evaluate import SCORE_COUNT_COLUMNS
 from hpcseg.results.store import Store
@@ -31,11 +31,7 @@ def summarise(
     processed = totals.n_ok + totals.n_failed
     scored = [r for r in ok if r["n_true"] is not None]
     diameters = sorted(r["diameter"] for r in ok if r["diameter"] is not None)
-    contrasts = sorted(
-        c
-        for r in ok
-        if (c := r["contrast_to_noise"]) is not None and c == c  # not NaN
-    )
+    contrasts = sorted(c for r in ok if (c := r["contrast_to_noise"]) is not None)
     return {
         "accuracy": evaluate.pooled(ok),
         # images a run with ground truth could not score: no mask matched, or a mismatched one
@@ -61,7 +57,7 @@ def summarise(
             "min": contrasts[0],
             "max": contrasts[-1],
             "images": len(contrasts),
-            "smoothed_more": sum(smoothing_factor(c, contrast_reference) > 1 for c in contrasts),
+            "smoothed_more": sum(noise_factor(c, contrast_reference) > 1 for c in contrasts),
         }
         if contrasts
         else None,

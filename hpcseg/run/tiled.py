@@ -64,8 +64,8 @@ from hpcseg.run.tile_tasks import Relabelled, SeedPixels, TileJob, faces_from
 # another one is not resumed (2: refine=objects tiled, seeds sent as pixels, 2026-12-07;
 # 3: the first split's landscape in its own array, arrays released once read; 4: the mask
 # pass fills the holes inside its core; the raw pass copies every image's pixels to scratch;
-# 5: log_otsu's range and histogram over the pixels above its floor only; 6: otsu's and li's
-# too, li is not tiled)
+# 5: log_otsu's range and histogram over the pixels above its floor only; 6: otsu's too (li
+# is not tiled))
 PASSES_FORMAT = 6
 
 log = logging.getLogger("hpcseg")

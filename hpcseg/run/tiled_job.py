@@ -84,16 +84,19 @@ def pipeline_for(
     found to measure) and the contrast to noise a derived smoothing was measured against
     (None: not measured). ``diameter=auto`` and the contrast are measured once per image, as
     the many-images mode measures a whole frame, on the :func:`sample_regions` (a worker never
-    holds the whole image): the lower median of what they measure."""
+    holds the whole image): the lower median of what they measure, the contrast with
+    ``auto`` only of the samples a diameter was found on (empty glass, thresholded, reads as
+    a low contrast: it must not smooth the slide)."""
     cfg = with_refinement(cfg)
     if not diameter.needs(cfg):
         return diameter.resolve(cfg, diameter.REFERENCE, grid.ndim), None, None
     given = diameter.parse(cfg.diameter, sampling.pixel_size)
     found = []
-    if given is None or diameter.measures_noise(cfg):
+    if given is None or diameter.measures_noise(cfg, grid.ndim):
         found = [measured_scale(image.read(r), cfg, sampling) for r in sample_regions(grid)]
     if given is None:
-        given = _lower_median(sorted(d for d, _ in found if d is not None))  # a grid value
+        found = [(d, c) for d, c in found if d is not None]
+        given = _lower_median(sorted(d for d, _ in found))  # one of the grid's values
     contrast = _lower_median(sorted(c for _, c in found if c is not None))
     return diameter.resolve(cfg, given or diameter.REFERENCE, grid.ndim, contrast), given, contrast
 

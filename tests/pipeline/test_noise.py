@@ -11,7 +11,7 @@ from skimage.draw import disk
 
 from hpcseg.config.compose import load_config
 from hpcseg.data.synthetic import FrameStyle, synthetic_frame
-from hpcseg.pipeline import noise
+from hpcseg.pipeline import diameter, noise
 from hpcseg.pipeline.segment import measured_scale, segment
 from hpcseg.results.evaluate import score
 
@@ -40,22 +40,50 @@ def test_contrast_to_noise_of_disks_in_white_noise(contrast, sd):
 
 def test_contrast_to_noise_without_noise_or_foreground():
     mask = _disks()
-    assert noise.contrast_to_noise((100 + 50 * mask).astype(np.uint16), mask) == math.inf
+    assert noise.contrast_to_noise((100 + 50 * mask).astype(np.uint16), mask) is None  # no noise
     image = np.full(mask.shape, 100, np.uint16)
     assert noise.contrast_to_noise(image, np.zeros_like(mask)) is None  # no foreground
     assert noise.contrast_to_noise(image, np.ones_like(mask)) is None  # no background
     assert noise.contrast_to_noise((100 - 50 * mask).astype(np.uint16), mask) is None  # darker
+    with_nan = (100.0 + 50 * mask).astype(np.float32) + np.float32(0.5) * _disks((300, 400), 5)
+    with_nan[:, :40] = np.nan  # a float mosaic padded with NaN
+    assert noise.contrast_to_noise(with_nan, mask) is None
 
 
-def test_smoothing_factor():
-    assert noise.smoothing_factor(None, 3.0) == 1.0
-    assert noise.smoothing_factor(3.0, 3.0) == noise.smoothing_factor(30.0, 3.0) == 1.0
-    assert noise.smoothing_factor(1.0, 0.0) == 1.0  # the adaptation off
-    assert noise.smoothing_factor(1.5, 3.0) == 2.0  # reference / ratio
-    assert noise.smoothing_factor(0.75, 3.0) == 4.0
-    assert noise.smoothing_factor(2.9, 3.0) == 1.0  # within half a step of 12 %: unchanged
-    assert noise.smoothing_factor(2.0, 3.0) == 2.0 ** (4 / 6)  # 1.5 on the 2^(1/6) grid
-    assert noise.smoothing_factor(0.3, 3.0) == noise.smoothing_factor(0.0, 3.0) == 4.0  # the most
+def test_few_counts_a_pixel_read_as_noise_not_as_none():
+    """Noise of a fraction of a count a pixel (a few photons on an offset): most neighbours are
+    equal (a median absolute deviation of 0); the plain deviation of the differences is the
+    noise then, not none (which would read as no noise and never smooth)."""
+    mask = _disks()
+    rng = np.random.default_rng(1)
+    image = (np.where(mask, 20, 10) + rng.poisson(0.2, mask.shape)).astype(np.uint16)
+    got = noise.contrast_to_noise(image, mask)
+    steps = np.diff(image.astype(np.float32), axis=1)[mask[:, 1:] & mask[:, :-1]]
+    assert np.median(np.abs(steps - np.median(steps))) == 0
+    assert got == pytest.approx(10.0 / (steps.std() / math.sqrt(2)), rel=1e-5)
+
+
+def test_stacks_and_large_frames_are_read_on_rows_across_them():
+    """Every k-th row of all planes, from k/2 on: a stack whose top rows are empty (as every
+    plane's first row is here) measures what its frames measure."""
+    mask = _disks()
+    rng = np.random.default_rng(3)
+    frames = 100.0 + 40.0 * mask + rng.normal(0.0, 4.0, (12, *mask.shape))
+    stack = frames.astype(np.float32)
+    masks = np.broadcast_to(mask, stack.shape)
+    assert noise.contrast_to_noise(stack, masks) == pytest.approx(10.0, rel=0.05)
+    assert noise.contrast_to_noise(stack[0], mask) == pytest.approx(10.0, rel=0.05)
+
+
+def test_noise_factor():
+    assert diameter.noise_factor(None, 3.0) == 1.0
+    assert diameter.noise_factor(3.0, 3.0) == diameter.noise_factor(30.0, 3.0) == 1.0
+    assert diameter.noise_factor(1.0, 0.0) == 1.0  # the adaptation off
+    assert diameter.noise_factor(1.5, 3.0) == 2.0  # reference / ratio
+    assert diameter.noise_factor(0.75, 3.0) == 4.0
+    assert diameter.noise_factor(2.9, 3.0) == 1.0  # within half a step of 12 %: unchanged
+    assert diameter.noise_factor(2.0, 3.0) == 2.0 ** (4 / 6)  # 1.5 on the 2^(1/6) grid
+    assert diameter.noise_factor(0.3, 3.0) == diameter.noise_factor(0.0, 3.0) == 4.0  # the most
 
 
 # a photon-starved frame (photons x0.03) whose noise breaks nuclei into pieces at the
@@ -66,23 +94,25 @@ STARVED = synthetic_frame(6, 1, (260, 348), FrameStyle(photons=0.03))
 def test_a_photon_starved_frame_is_smoothed_more():
     """The default measures its contrast to noise (~1.9) and smooths 1.59x more than the size
     asks for: F1@0.7 0.84 against 0.68 with the adaptation off (``contrast_to_noise=0``),
-    the same labels as that smoothing set by hand."""
+    the same labels as that smoothing set by hand; a given diameter measures it too."""
     image, truth = STARVED
     auto = segment(image, load_config([]).pipeline)
     off = segment(image, load_config(["pipeline.smooth.contrast_to_noise=0"]).pipeline)
     assert auto.contrast == off.contrast < 2.0 and auto.diameter == off.diameter == 20.0
     assert score(truth, auto.labels)["f1_70"] > score(truth, off.labels)["f1_70"] + 0.1
-    sigma = noise.smoothing_factor(auto.contrast, 3.0)
-    assert sigma > 1.4
-    by_hand = load_config(["pipeline.diameter=20", f"pipeline.smooth.sigma={sigma!r}"]).pipeline
+    factor = diameter.noise_factor(auto.contrast, 3.0)
+    assert factor > 1.4  # at d = 20 the size's sigma is 1
+    by_hand = load_config(["pipeline.diameter=20", f"pipeline.smooth.sigma={factor!r}"]).pipeline
     fixed = segment(image, by_hand)
     np.testing.assert_array_equal(fixed.labels, auto.labels)
     assert fixed.contrast is None  # a sigma given: nothing measured
     assert measured_scale(image, load_config([]).pipeline) == (auto.diameter, auto.contrast)
-    # a given diameter measures the contrast all the same
-    given = segment(image, load_config(["pipeline.diameter=20"]).pipeline)
-    assert given.contrast == auto.contrast
-    np.testing.assert_array_equal(given.labels, auto.labels)
+    # a given diameter (not the reference) measures the contrast too: sigma 1.2 x its factor
+    given = segment(image, load_config(["pipeline.diameter=24"]).pipeline)
+    sigma = 1.2 * diameter.noise_factor(given.contrast, 3.0)
+    assert given.contrast < 2.0 and sigma > 1.6
+    hand = ["pipeline.diameter=24", f"pipeline.smooth.sigma={sigma!r}"]
+    np.testing.assert_array_equal(segment(image, load_config(hand).pipeline).labels, given.labels)
 
 
 def test_frames_with_contrast_are_smoothed_as_before():

@@ -110,7 +110,7 @@ def test_plan_is_a_flat_chain_from_the_method_tables():
     assert [stage for stage, _ in plan(cfg)] == [
         "smooth", "threshold", "clean", "refine", "split", "label", "measure"
     ]  # fmt: skip
-    assert [stage for stage, _ in plan(cfg, measure=True)] == [
+    assert [stage for stage, _ in plan(cfg, measure_scale=True)] == [
         "smooth", "threshold", "clean", "refine", "diameter", "split", "label", "measure"
     ]  # fmt: skip
     cfg.refine.method = "objects"

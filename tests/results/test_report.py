@@ -151,9 +151,17 @@ def test_overlays_redraw_each_image_with_the_pipeline_that_made_it():
     del before["pipeline"]["refine"]["peak_smoothing"]
     older = _pipeline_of({"config": before}, {"mode": "images", "diameter": 20.0})
     assert older.refine.peak_smoothing == 0.0
-    # a photon-starved image: the smoothing its contrast to noise asked for (3 / 1.5: twice)
+    # the smoothing its row's contrast to noise gave, never measured again: a photon-starved
+    # image (3 / 1.5: twice the size's sigma), enough contrast or none measured (the size's)
     starved = _pipeline_of(run, {"mode": "images", "diameter": 20.0, "contrast_to_noise": 1.5})
     assert starved.smooth.sigma == 2.0 and starved.diameter == "20.0"
-    for contrast in (8.0, float("nan"), None):  # enough contrast, or none measured
-        row = {"mode": "images", "diameter": 20.0, "contrast_to_noise": contrast}
-        assert _pipeline_of(run, row).smooth.sigma is None
+    for contrast in (8.0, float("nan"), None):
+        row = {"mode": "images", "diameter": 30.0, "contrast_to_noise": contrast}
+        assert _pipeline_of(run, row).smooth.sigma == 1.5
+    tiled = _pipeline_of(run, {"mode": "tiled", "diameter": None, "contrast_to_noise": 1.5})
+    assert tiled.smooth.sigma == 2.0 and tiled.diameter == "auto"  # the reference's d
+    # a run from before the contrast to noise: the size's sigma whatever a new measure says
+    before_noise = as_plain(load_config([]))
+    del before_noise["pipeline"]["smooth"]["contrast_to_noise"]
+    row = {"mode": "images", "diameter": 20.0, "contrast_to_noise": None}
+    assert _pipeline_of({"config": before_noise}, row).smooth.sigma == 1.0

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hpcseg.config.compose import load_config
 from hpcseg.data.mosaic import mosaic_region
 from hpcseg.data.synthetic import FrameStyle, synthetic_frame, synthetic_stack
-from hpcseg.pipeline import bands, diameter, noise
+from hpcseg.pipeline import bands, diameter
 from hpcseg.pipeline.grid import ChunkGrid
 from hpcseg.pipeline.sampling import Sampling
 from hpcseg.pipeline.segment import measured_scale, min_object_size, segment, with_refinement
@@ -569,11 +569,24 @@ def test_a_photon_starved_image_is_smoothed_more_tiled_too():
     pipeline, measured, contrast = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
     whole = segment(image, auto)
     assert (measured, contrast) == (whole.diameter, whole.contrast) and contrast < 2.0
-    assert pipeline.smooth.sigma == noise.smoothing_factor(contrast, 3.0) > 1.4
+    assert pipeline.smooth.sigma == diameter.noise_factor(contrast, 3.0) > 1.4
     one = assert_equal_to_one_shot(image, pipeline, (130, 174))
     np.testing.assert_array_equal(one.labels, whole.labels)
     given = load_config(["pipeline.diameter=20"]).pipeline  # measured with a given one too
     assert pipeline_for(given, WHOLE_PIXELS, InMemory(image), grid)[1:] == (20.0, contrast)
+
+
+def test_the_contrast_of_a_tiled_image_is_the_lower_median_of_its_samples():
+    """A photon-starved 520 x 696 frame (photons x0.015) in 2 x 2 chunks: 3 samples; the
+    contrast is the lower median of theirs and sets the smoothing of every pass."""
+    image = synthetic_frame(6, 1, (520, 696), FrameStyle(photons=0.015))[0]
+    auto = load_config([]).pipeline
+    grid = ChunkGrid(image.shape, (260, 348))
+    pipeline, _, contrast = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
+    regions = sample_regions(grid)
+    found = sorted(measured_scale(image[r], auto, WHOLE_PIXELS)[1] for r in regions)
+    assert len(regions) == 3 and len(set(found)) == 3 and contrast == found[1] < 2.83
+    assert pipeline.smooth.sigma == diameter.noise_factor(contrast, 3.0) > 1.0
 
 
 def test_an_empty_middle_does_not_decide_the_diameter():
@@ -585,5 +598,7 @@ def test_an_empty_middle_does_not_decide_the_diameter():
     grid = ChunkGrid(image.shape, (300, 390))
     auto = load_config([]).pipeline
     assert measured_scale(glass, auto, WHOLE_PIXELS)[0] is None  # noise: no diameter to measure
-    _, measured, _ = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
+    _, measured, contrast = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
     assert measured == measured_scale(frame[:300, :390], auto, WHOLE_PIXELS)[0]
+    # nor the contrast: the glass's (its specks) is left out with its missing diameter
+    assert measured_scale(glass, auto, WHOLE_PIXELS)[1] < 2.0 < contrast
