@@ -32,7 +32,8 @@ REL_TOL = 1e-11
 MAX_RECHECK_ROWS = 48
 
 
-def otsu(
+def counted(
+    method: str,
     image,
     correction: float = 1.0,
     lower: float = 0.0,
@@ -40,13 +41,24 @@ def otsu(
     floor: int | float | None = None,
     raw=None,
 ) -> float:
-    """Otsu's global threshold (scikit-image) of the :func:`voters` above ``floor`` (None:
-    every pixel), :func:`lowered` by ``lower``, times ``correction``; the floor when no pixel
-    is above it."""
+    """``method`` (a ``filters`` threshold: ``threshold_otsu``, ``threshold_li``) of the
+    :func:`voters` of ``image`` above ``floor`` (None: every pixel), :func:`lowered` by
+    ``lower``, times ``correction``; the floor when no pixel is above it."""
     votes = image if floor is None else voters(image, floor, raw)
     if votes.size == 0:
         return float(floor)
-    return float(_lowered_value(votes, "threshold_otsu", lower, noise)) * correction
+    return float(_lowered_value(votes, method, lower, noise)) * correction
+
+
+def otsu(image, *args, **kwargs) -> float:
+    """Otsu's global threshold (scikit-image), :func:`counted`'s arguments."""
+    return counted("threshold_otsu", image, *args, **kwargs)
+
+
+def li(image, *args, **kwargs) -> float:
+    """Li's minimum cross-entropy global threshold (scikit-image), :func:`counted`'s
+    arguments."""
+    return counted("threshold_li", image, *args, **kwargs)
 
 
 FLOAT_COUNT = 2.0**-16  # one count of a 16-bit sensor on a [0, 1] scale
@@ -109,23 +121,6 @@ def log_otsu(
         return float(floor)
     value = _lowered_value(votes, "threshold_otsu", lower, noise)
     return float(backend_of(image).xp.exp(value)) * correction
-
-
-def li(
-    image,
-    correction: float = 1.0,
-    lower: float = 0.0,
-    noise: float = 3.0,
-    floor: int | float | None = None,
-    raw=None,
-) -> float:
-    """Li's minimum cross-entropy global threshold (scikit-image) of the :func:`voters` above
-    ``floor`` (None: every pixel), :func:`lowered` by ``lower``, times ``correction``; the
-    floor when no pixel is above it."""
-    votes = image if floor is None else voters(image, floor, raw)
-    if votes.size == 0:
-        return float(floor)
-    return float(_lowered_value(votes, "threshold_li", lower, noise)) * correction
 
 
 def lower_for(lower: float | None, ndim: int) -> float:
