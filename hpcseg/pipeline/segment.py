@@ -333,13 +333,15 @@ def segment(image: Any, cfg: PipelineConfig, sampling: Sampling | None = None) -
 def measured_scale(
     image: Any, cfg: PipelineConfig, sampling: Sampling | None = None
 ) -> tuple[float | None, float | None]:
-    """What :func:`segment` measures on ``image`` before its split: the diameter (px) with
-    ``diameter=auto`` (:func:`hpcseg.pipeline.diameter.estimate`) and the contrast to noise
-    with a derived smoothing (:func:`hpcseg.pipeline.noise.contrast_to_noise`), each None when
-    not measured or nothing was found; the steps before the split at the given diameter's
-    lengths or the reference's. The tiled mode measures an image on samples of it this way."""
+    """What :func:`segment` measures on ``image`` before its split: the diameter estimate (px;
+    :func:`hpcseg.pipeline.diameter.estimate`, with a given diameter too: None says there are
+    no nuclei to measure) and the contrast to noise with a derived smoothing
+    (:func:`hpcseg.pipeline.noise.contrast_to_noise`; None: not measured or nothing found);
+    the steps before the split at the given diameter's lengths or the reference's. The tiled
+    mode measures an image on samples of it this way."""
     state = _start(image, cfg, sampling or Sampling())
     _run(state, _early_steps(state.cfg))
+    state.measure_diameter = True  # a sample without nuclei reads None
     return _measured(state)
 
 

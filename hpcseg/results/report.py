@@ -74,10 +74,11 @@ def overlay(image: np.ndarray, predicted: np.ndarray, truth: np.ndarray | None) 
 def _pipeline_of(run: dict, row: dict) -> PipelineConfig:
     """The pipeline that made ``row``: the run's, with the image's own diameter and the
     smoothing its row's contrast to noise gave (a redraw measures neither again: a tiled row
-    measured them on samples); a run from before the diameter keeps its fixed lengths, one
-    from before ``refine.peak_smoothing`` measured the objects' bright levels on the smoothed
-    image, one from before the contrast to noise smoothed at the size's sigma. (Tiled rows from
-    before 2026-12-07 ran ``refine.method=auto`` as components; they are redrawn with today's
+    measured them on samples; a row without a diameter had the reference's lengths). A run
+    from before the diameter keeps its fixed lengths, one from before
+    ``refine.peak_smoothing`` measured the objects' bright levels on the smoothed image, one
+    from before the contrast to noise smoothed at the size's sigma. (Tiled rows from before
+    2026-12-07 ran ``refine.method=auto`` as components; they are redrawn with today's
     chain.)"""
     merged = OmegaConf.merge(OmegaConf.structured(PipelineConfig), run["config"]["pipeline"])
     if "peak_smoothing" not in run["config"]["pipeline"].get("refine", {}):
@@ -93,8 +94,8 @@ def _pipeline_of(run: dict, row: dict) -> PipelineConfig:
         scale = row.get("diameter") or diameter.REFERENCE
         sigma = diameter.resolve(cfg, scale, ndim, contrast).smooth.sigma
         cfg = replace(cfg, smooth=replace(cfg.smooth, sigma=sigma))
-    if row.get("diameter") is not None:
-        return replace(cfg, diameter=repr(float(row["diameter"])))
+    if diameter.needs(cfg):  # its diameter (none found: the reference's), not a new one
+        return replace(cfg, diameter=repr(float(row.get("diameter") or diameter.REFERENCE)))
     return cfg
 
 

@@ -84,9 +84,9 @@ def pipeline_for(
     found to measure) and the contrast to noise a derived smoothing was measured against
     (None: not measured). ``diameter=auto`` and the contrast are measured once per image, as
     the many-images mode measures a whole frame, on the :func:`sample_regions` (a worker never
-    holds the whole image): the lower median of what they measure, the contrast with
-    ``auto`` only of the samples a diameter was found on (empty glass, thresholded, reads as
-    a low contrast: it must not smooth the slide)."""
+    holds the whole image): the lower median of what the samples with nuclei measure (a
+    diameter estimate found, also when the diameter is given: empty glass, thresholded, reads
+    as a low contrast, and must not smooth the slide)."""
     cfg = with_refinement(cfg)
     if not diameter.needs(cfg):
         return diameter.resolve(cfg, diameter.REFERENCE, grid.ndim), None, None
@@ -94,8 +94,8 @@ def pipeline_for(
     found = []
     if given is None or diameter.measures_noise(cfg, grid.ndim):
         found = [measured_scale(image.read(r), cfg, sampling) for r in sample_regions(grid)]
+    found = [(d, c) for d, c in found if d is not None]  # samples with nuclei
     if given is None:
-        found = [(d, c) for d, c in found if d is not None]
         given = _lower_median(sorted(d for d, _ in found))  # one of the grid's values
     contrast = _lower_median(sorted(c for _, c in found if c is not None))
     return diameter.resolve(cfg, given or diameter.REFERENCE, grid.ndim, contrast), given, contrast

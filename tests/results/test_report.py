@@ -158,10 +158,11 @@ def test_overlays_redraw_each_image_with_the_pipeline_that_made_it():
     for contrast in (8.0, float("nan"), None):
         row = {"mode": "images", "diameter": 30.0, "contrast_to_noise": contrast}
         assert _pipeline_of(run, row).smooth.sigma == 1.5
+    # no diameter found: the reference's lengths, given (not measured again on the new sigma)
     tiled = _pipeline_of(run, {"mode": "tiled", "diameter": None, "contrast_to_noise": 1.5})
-    assert tiled.smooth.sigma == 2.0 and tiled.diameter == "auto"  # the reference's d
+    assert tiled.smooth.sigma == 2.0 and tiled.diameter == "20.0"
     # a run from before the contrast to noise: the size's sigma whatever a new measure says
     before_noise = as_plain(load_config([]))
     del before_noise["pipeline"]["smooth"]["contrast_to_noise"]
-    row = {"mode": "images", "diameter": 20.0, "contrast_to_noise": None}
+    row = {"mode": "images", "diameter": 20.0, "contrast_to_noise": 1.5}
     assert _pipeline_of({"config": before_noise}, row).smooth.sigma == 1.0

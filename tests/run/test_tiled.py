@@ -600,5 +600,26 @@ def test_an_empty_middle_does_not_decide_the_diameter():
     assert measured_scale(glass, auto, WHOLE_PIXELS)[0] is None  # noise: no diameter to measure
     _, measured, contrast = pipeline_for(auto, WHOLE_PIXELS, InMemory(image), grid)
     assert measured == measured_scale(frame[:300, :390], auto, WHOLE_PIXELS)[0]
-    # nor the contrast: the glass's (its specks) is left out with its missing diameter
-    assert measured_scale(glass, auto, WHOLE_PIXELS)[1] < 2.0 < contrast
+    assert contrast > 2.0
+
+
+@pytest.mark.parametrize("setting", ["auto", "24"])
+def test_glass_does_not_vote_on_the_contrast(setting):
+    """Glass in 3 of the 5 sampled chunks (the centre, above and left of it): its specks read
+    as a low contrast, but a sample without nuclei (no diameter estimate, with a given
+    diameter too) does not vote, so the 2 tissue samples decide (all 5 voting, the glass's
+    lower median would smooth the whole slide)."""
+    frame = synthetic_frame(3, 0)[0][:300, :390]
+    image = np.tile(frame, (3, 3))
+    glass = np.random.default_rng(0).poisson(110, frame.shape).astype(frame.dtype)
+    for row, col in ((1, 1), (0, 1), (1, 0)):
+        image[300 * row : 300 * (row + 1), 390 * col : 390 * (col + 1)] = glass
+    grid = ChunkGrid(image.shape, (300, 390))
+    cfg = load_config([f"pipeline.diameter={setting}"]).pipeline
+    regions = sample_regions(grid)
+    glassy = [r for r in regions if not image[r].any() or np.array_equal(image[r], glass)]
+    assert len(regions) == 5 and len(glassy) == 3
+    glass_contrast = measured_scale(glass, cfg, WHOLE_PIXELS)
+    assert glass_contrast[0] is None and glass_contrast[1] < 2.0
+    _, _, contrast = pipeline_for(cfg, WHOLE_PIXELS, InMemory(image), grid)
+    assert contrast == measured_scale(frame, cfg, WHOLE_PIXELS)[1] > 2.0
