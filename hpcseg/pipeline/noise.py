@@ -9,8 +9,8 @@ read from the differences of neighbouring pixels along a row, which a nucleus's 
 hardly changes: robustly (median absolute deviation; where most neighbours are equal, as with
 a fraction of a count of noise, the mean absolute deviation), and the difference of two pixels
 has sqrt(2) times one pixel's deviation. Pixels that are not finite (NaN padding) are left
-out. Medians of about :data:`SAMPLE_PIXELS` pixels (every k-th
-row) say as much as those of all and cost a fifth on a 520x696 frame.
+out. Medians of about :data:`SAMPLE_PIXELS` pixels (every k-th row) say as much as those of
+all and cost a fifth on a 520x696 frame.
 :func:`hpcseg.pipeline.diameter.noise_factor` turns the ratio into more smoothing.
 """
 
@@ -32,7 +32,7 @@ def contrast_to_noise(image, mask) -> float | None:
     foreground or background to measure, the foreground is not brighter than the background,
     or no noise can be read (a noiseless image)."""
     xp = backend_of(image).xp
-    width = image.shape[-1] if image.ndim else 1
+    width = image.shape[-1]
     step = max(1, image.size // SAMPLE_PIXELS)
     rows = slice(step // 2, None, step)  # spread over the image, not its first row
     values = image.reshape(-1, width)[rows].astype(xp.float32)

@@ -208,7 +208,7 @@ def _diameter(s: _State) -> None:
     larger size filter with no refinement before is applied to the mask as it is (the same).
     So the result is the one the measured diameter and smoothing give when set by hand; the
     re-run's time goes to its stages."""
-    measured, s.contrast = _measured(s)
+    measured, s.contrast = _measured(s, s.measure_diameter)
     if s.measure_diameter:
         s.diameter = measured
     scale = s.diameter or diameter.REFERENCE
@@ -227,10 +227,10 @@ def _diameter(s: _State) -> None:
         s.mask = clean.remove_small(s.mask, s.min_size, resolved.label.connectivity)
 
 
-def _measured(s: _State) -> tuple[float | None, float | None]:
-    """The diameter (if ``auto``) and the contrast to noise (if the smoothing is derived) on
-    the mask so far; None where not measured or nothing was found."""
-    found = diameter.estimate(_estimate_mask(s), s.spacing) if s.measure_diameter else None
+def _measured(s: _State, estimate: bool) -> tuple[float | None, float | None]:
+    """The diameter estimate (if ``estimate``) and the contrast to noise (if the smoothing is
+    derived) on the mask so far; None where not measured or nothing was found."""
+    found = diameter.estimate(_estimate_mask(s), s.spacing) if estimate else None
     contrast = noise.contrast_to_noise(s.image, s.mask) if s.measure_contrast else None
     return found, contrast
 
@@ -341,8 +341,7 @@ def measured_scale(
     mode measures an image on samples of it this way."""
     state = _start(image, cfg, sampling or Sampling())
     _run(state, _early_steps(state.cfg))
-    state.measure_diameter = True  # a sample without nuclei reads None
-    return _measured(state)
+    return _measured(state, estimate=True)  # with a given diameter too: no nuclei reads None
 
 
 def _start(image: Any, cfg: PipelineConfig, sampling: Sampling) -> _State:
